@@ -1,0 +1,59 @@
+"""Default config: skip-gram on the small corpus bundled with the package (a few minutes on 2 CPU cores)."""
+
+import ml_collections
+from ml_collections import config_dict
+
+from w2v_jax import corpus
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default hyperparameters; names follow gensim/word2vec.c."""
+  config = ml_collections.ConfigDict()
+  # Corpus: a text file (plain, .gz, or .zip with one text member) or a glob of many.
+  config.corpus = corpus.BUNDLED_CORPUS
+  # Lowercase the text before counting and training (the bundled corpus is already lowercase).
+  config.lowercase = True
+  # 'skipgram' or 'cbow'.
+  config.model = "skipgram"
+  # Embedding dimension (gensim's vector_size).
+  config.dim = 100
+  # Maximum distance between a center word and a context word.
+  config.window = 5
+  # Draw the effective window uniformly in 1..window per center word (gensim's shrink_windows).
+  config.shrink_windows = True
+  # Number of negative samples per positive pair.
+  config.negative = 5
+  # Negatives are drawn from count**ns_exponent (0.75 as word2vec.c; fastText uses 0.5).
+  config.ns_exponent = 0.75
+  # Frequent-word subsampling threshold (word2vec.c formula); 0 turns it off.
+  config.sample = 1e-3
+  # Words seen fewer times than this are dropped from the vocabulary.
+  config.min_count = 5
+  # Cap on the vocabulary (and on counting memory, pruning like word2vec.c); 0 means no cap.
+  config.max_vocab_size = 0
+  # Passes over the corpus.
+  config.epochs = 5
+  # Initial learning rate; unset means 0.025 for skipgram and 0.05 for cbow.
+  config.alpha = config_dict.placeholder(float)
+  # Final learning rate, reached linearly at the end of the last epoch.
+  config.min_alpha = 1e-4
+  # CBOW: average the context vectors (True) or sum them (False).
+  config.cbow_mean = True
+  # Tokens per training step (global, over all devices); a multiple of block_length.
+  config.batch_size = 4096
+  # A row touched more than this many times in one step gets its summed update scaled down to this
+  # many (large batches otherwise diverge on frequent words; 0 turns it off).
+  config.duplicate_cap = 8.0
+  # Tokens per block: windows never cross a block edge (word2vec.c cuts sentences at 1000 words).
+  config.block_length = 1024
+  # Epoch input: 'tfdata' (tf.data pipeline) or 'numpy' (no TensorFlow needed), from the token cache.
+  config.input = "tfdata"
+  # Seed for initialisation, window shrink, subsampling and negatives.
+  config.seed = 0
+  # Print progress and write TensorBoard metrics every this many steps.
+  config.log_every_steps = 200
+  # Run the bundled similarity/analogy evaluation at the end of every epoch.
+  config.eval_every_epoch = True
+  # Nearest neighbours of these words are printed at the end of training.
+  config.probe_words = "king,france,computer,two,music"
+  return config

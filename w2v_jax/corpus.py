@@ -1,0 +1,107 @@
+"""Streams a text corpus as pieces of whole lines, never dropping a token, whatever the line length."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from importlib import resources
+
+from w2v_jax.errors import UserError
+
+# A small slice of real English Wikipedia text shipped with the package (see data/CORPUS_LICENSE.md).
+BUNDLED_CORPUS = str(resources.files("w2v_jax") / "data" / "wiki_slice.txt.gz")
+
+# Pieces are about this many bytes; lines longer than this are cut at whitespace.
+PIECE_BYTES = 1 << 20
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+
+
+@dataclasses.dataclass
+class ReadStats:
+  """What the reader saw; invalid UTF-8 is replaced (U+FFFD) and counted, not fatal."""
+
+  invalid_utf8: int = 0
+
+
+def corpus_files(pattern: str) -> list[str]:
+  """Expands a file name or glob to a sorted list of non-empty files, or raises a UserError."""
+  if not pattern:
+    raise UserError("config.corpus is empty: set --config.corpus to a text file or a glob")
+  files = sorted(f for f in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(f))
+  if not files:
+    raise UserError(f"corpus {pattern!r}: no such file; check --config.corpus")
+  if all(os.path.getsize(f) == 0 for f in files):
+    raise UserError(f"corpus {pattern!r}: the file(s) are empty; point --config.corpus at text")
+  return files
+
+
+def _open_binary(path: str) -> io.BufferedIOBase:
+  """Opens plain, gzip or single-member zip files as a binary stream."""
+  if path.endswith(".gz"):
+    return gzip.open(path, "rb")
+  if path.endswith(".zip"):
+    archive = zipfile.ZipFile(path)
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) != 1:
+      raise UserError(f"corpus {path}: a .zip must hold exactly one text file, found {len(members)}")
+    return archive.open(members[0])
+  return open(path, "rb")
+
+
+def _normalise(raw: bytes, lowercase: bool, stats: ReadStats) -> bytes:
+  """Replaces invalid UTF-8 (counting it) and lowercases; the result is valid UTF-8."""
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError:
+    text = raw.decode("utf-8", errors="replace")
+    stats.invalid_utf8 += text.count("\ufffd") - raw.count("\ufffd".encode())
+  else:
+    if not lowercase:
+      return raw
+  return (text.lower() if lowercase else text).encode("utf-8")
+
+
+def _cut(buffer: bytes) -> int:
+  """Where to end a piece in a full buffer: after its last newline, else its last whitespace."""
+  cut = buffer.rfind(b"\n") + 1
+  if cut == 0:
+    cut = max(buffer.rfind(bytes([c])) for c in _WHITESPACE) + 1
+  return cut or len(buffer)  # a single token longer than a piece: cut it anyway
+
+
+def read_pieces(
+    files: list[str], lowercase: bool, stats: ReadStats | None = None, piece_bytes: int = PIECE_BYTES
+) -> Iterator[bytes]:
+  """Yields UTF-8 pieces of about piece_bytes; a line ends with b'\\n', a piece may end mid-line.
+
+  Every file's last line is terminated, so lines (sentences) never run across files.
+  """
+  stats = stats if stats is not None else ReadStats()
+  for path in files:
+    try:
+      stream = _open_binary(path)
+    except (OSError, zipfile.BadZipFile) as e:
+      raise UserError(f"corpus {path}: cannot read it ({e})") from None
+    with stream:
+      rest, last = b"", b"\n"
+      while True:
+        try:
+          chunk = stream.read(piece_bytes)
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+          raise UserError(f"corpus {path}: damaged or truncated file ({e})") from None
+        if not chunk:
+          break
+        buffer = rest + chunk
+        cut = _cut(buffer)
+        rest = buffer[cut:]
+        last = _normalise(buffer[:cut], lowercase, stats)
+        yield last
+      if rest:
+        yield _normalise(rest, lowercase, stats) + b"\n"
+      elif not last.endswith(b"\n"):
+        yield b"\n"

@@ -1,0 +1,195 @@
+"""Token blocks for the device step: tf.data from text files, or numpy from a pre-tokenized id array.
+
+A token stream is int32 ids with SEP (-1) after each sentence and OOV (-2) for unknown words.
+Both paths subsample with the same counter-based hash and pack greedily into [block_length]
+blocks, so for the same stream they yield identical batches: {"tokens": int32 [B, L] (SEP pads),
+"raw_end": int64, corpus tokens of this epoch read up to the end of this batch}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+
+from w2v_jax import corpus, sampling
+from w2v_jax.vocab import Vocab
+
+SEP, OOV = -1, -2
+
+
+def tokenize_pieces(files: list[str], vocab: Vocab, lowercase: bool) -> Iterator[np.ndarray]:
+  """The corpus's token stream, one int32 array per piece, without TensorFlow."""
+  index = {w.encode("utf-8"): i for i, w in enumerate(vocab.words)}
+  for piece in corpus.read_pieces(files, lowercase):
+    lines = piece.split(b"\n")
+    ids = []
+    for line in lines[:-1]:
+      ids.extend([index.get(w, OOV) for w in line.split()])
+      ids.append(SEP)
+    ids.extend([index.get(w, OOV) for w in lines[-1].split()])
+    yield np.asarray(ids, np.int32)
+
+
+def tokenize(files: list[str], vocab: Vocab, lowercase: bool) -> np.ndarray:
+  """The whole token stream in memory (for small corpora and tests)."""
+  return np.concatenate([np.zeros([0], np.int32), *tokenize_pieces(files, vocab, lowercase)])
+
+
+def write_token_cache(files: list[str], vocab: Vocab, lowercase: bool, path: str) -> np.ndarray:
+  """Tokenizes the corpus once into a raw int32 file and maps it (4 bytes a token, any size)."""
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    for ids in tokenize_pieces(files, vocab, lowercase):
+      ids.tofile(f)
+  os.replace(tmp, path)
+  return read_token_cache(path)
+
+
+def read_token_cache(path: str) -> np.ndarray:
+  """Maps a token cache written by write_token_cache."""
+  if os.path.getsize(path) == 0:
+    return np.zeros([0], np.int32)
+  return np.memmap(path, np.int32, mode="r")
+
+
+def _pack(ids: np.ndarray, pos: np.ndarray, block_length: int):
+  """Cuts a stream into full blocks; returns (blocks, block raw ends, leftover ids, leftover pos)."""
+  n = len(ids) // block_length * block_length
+  blocks = ids[:n].reshape(-1, block_length)
+  ends = pos[:n].reshape(-1, block_length).max(axis=1, initial=-1) + 1
+  return blocks, ends, ids[n:], pos[n:]
+
+
+def numpy_batches(
+    stream: np.ndarray, vocab: Vocab, sample: float, seed: int, epoch: int, batch_size: int,
+    block_length: int, chunk_tokens: int = 1 << 22,
+) -> Iterator[dict[str, np.ndarray]]:
+  """Yields one epoch of batches from a token stream (numpy array or memmap), chunk by chunk."""
+  thresholds = sampling.keep_thresholds(vocab.counts, sample)
+  key = sampling.epoch_key(seed, epoch)
+  blocks_per_batch = batch_size // block_length
+  carry_ids, carry_pos = np.zeros([0], np.int32), np.zeros([0], np.int64)
+  ready_blocks, ready_ends, offset = [], [], 0
+  for start in range(0, len(stream), chunk_tokens):
+    ids = np.asarray(stream[start:start + chunk_tokens])
+    pos = offset + np.cumsum(ids != SEP) - 1
+    offset = int(pos[-1]) + 1 if len(pos) else offset
+    real = ids >= 0
+    keep = ids == SEP
+    keep[real] = sampling.keep_hash_numpy(pos[real], key) < thresholds[ids[real]]
+    blocks, ends, carry_ids, carry_pos = _pack(
+        np.concatenate([carry_ids, ids[keep]]), np.concatenate([carry_pos, pos[keep]]), block_length)
+    useful = (blocks >= 0).any(axis=1)
+    ready_blocks.extend(blocks[useful])
+    ready_ends.extend(ends[useful])
+    while len(ready_blocks) >= blocks_per_batch:
+      yield _batch(ready_blocks[:blocks_per_batch], ready_ends[:blocks_per_batch], blocks_per_batch)
+      del ready_blocks[:blocks_per_batch], ready_ends[:blocks_per_batch]
+  if (carry_ids >= 0).any():
+    pad = np.full([block_length - len(carry_ids)], SEP, np.int32)
+    ready_blocks.append(np.concatenate([carry_ids, pad]))
+    ready_ends.append(int(carry_pos.max(initial=-1)) + 1)
+  for i in range(0, len(ready_blocks), blocks_per_batch):
+    yield _batch(ready_blocks[i:i + blocks_per_batch], ready_ends[i:i + blocks_per_batch],
+                 blocks_per_batch)
+
+
+def _batch(blocks: list, ends: list, blocks_per_batch: int) -> dict[str, np.ndarray]:
+  """Stacks blocks into a fixed-shape batch, padding the last one with SEP-only blocks."""
+  tokens = np.full([blocks_per_batch, len(blocks[0])], SEP, np.int32)
+  tokens[:len(blocks)] = blocks
+  return {"tokens": tokens, "raw_end": np.int64(max(ends))}
+
+
+class _TfUint32:
+  """The uint32 ops sampling._mix32 needs, from TensorFlow."""
+
+  def __init__(self, tf):
+    self.tf = tf
+
+  def bitwise_xor(self, a, b):
+    return self.tf.bitwise.bitwise_xor(a, b)
+
+  def right_shift(self, a, n):
+    return self.tf.bitwise.right_shift(a, self.tf.constant(n, self.tf.uint32))
+
+
+def _tf():
+  import tensorflow as tf  # TF is optional: the numpy path runs without it
+
+  return tf
+
+
+def tf_text_ids(files: list[str], vocab: Vocab, lowercase: bool):
+  """tf.data stage 1: read → tokenize → look up ids; one int32 stream element per piece."""
+  tf = _tf()
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          tf.constant(vocab.words), tf.range(vocab.size, dtype=tf.int64)), default_value=OOV)
+
+  def to_ids(piece):
+    lines = tf.strings.split(piece, "\n")
+    words = tf.strings.split(lines)
+    ids = words.with_flat_values(tf.cast(table.lookup(words.flat_values), tf.int32))
+    n = tf.shape(lines, out_type=tf.int64)[0]
+    seps = tf.RaggedTensor.from_row_lengths(
+        tf.fill([n - 1], SEP), tf.concat([tf.ones([n - 1], tf.int64), [0]], 0))
+    return tf.concat([ids, seps], axis=1).flat_values
+
+  ds = tf.data.Dataset.from_generator(
+      lambda: corpus.read_pieces(files, lowercase), output_signature=tf.TensorSpec((), tf.string))
+  return ds.map(to_ids)
+
+
+def tf_cached_ids(stream: np.ndarray, chunk_tokens: int = 1 << 22):
+  """tf.data stage 1 from a token cache: the stream in chunks."""
+  tf = _tf()
+  return tf.data.Dataset.from_generator(
+      lambda: (np.asarray(stream[i:i + chunk_tokens]) for i in range(0, len(stream), chunk_tokens)),
+      output_signature=tf.TensorSpec([None], tf.int32))
+
+
+def tf_batches(
+    ids, vocab: Vocab, sample: float, seed: int, epoch: int, batch_size: int, block_length: int,
+    prefetch: int = 4,
+):
+  """tf.data stage 2, one epoch: drop OOV → subsample → pack into blocks → batch → prefetch."""
+  tf = _tf()
+  tfu = _TfUint32(tf)
+  thresholds = tf.constant(sampling.keep_thresholds(vocab.counts, sample))
+  key = tf.constant(sampling.epoch_key(seed, epoch), tf.uint32)
+  blocks_per_batch = batch_size // block_length
+
+  def positions(offset, ids):
+    word = tf.cast(ids != SEP, tf.int64)
+    return offset + tf.reduce_sum(word), (ids, offset + tf.cumsum(word) - 1)
+
+  def subsample(ids, pos):
+    lo = tf.cast(tf.bitwise.bitwise_and(pos, 0xFFFFFFFF), tf.uint32)
+    hi = tf.cast(tf.bitwise.right_shift(pos, tf.constant(32, tf.int64)), tf.uint32)
+    h = sampling._mix32(tfu.bitwise_xor(sampling._mix32(tfu.bitwise_xor(hi, key), tfu), lo), tfu)
+    keep_word = tf.cast(h, tf.int64) < tf.gather(thresholds, tf.maximum(ids, 0))
+    keep = (ids == SEP) | ((ids >= 0) & keep_word)
+    return tf.boolean_mask(ids, keep), tf.boolean_mask(pos, keep)
+
+  def pack(carry, element):
+    ids = tf.concat([carry[0], element[0]], 0)
+    pos = tf.concat([carry[1], element[1]], 0)
+    n = tf.size(ids) // block_length * block_length
+    blocks = tf.reshape(ids[:n], [-1, block_length])
+    ends = tf.reduce_max(tf.reshape(pos[:n], [-1, block_length]), axis=1) + 1
+    return (ids[n:], pos[n:]), (blocks, ends)
+
+  def to_batch(blocks, ends):
+    pad = blocks_per_batch - tf.shape(blocks)[0]
+    return {"tokens": tf.pad(blocks, [[0, pad], [0, 0]], constant_values=SEP),
+            "raw_end": tf.reduce_max(ends)}
+
+  flush = (tf.fill([block_length], SEP), tf.fill([block_length], tf.constant(-1, tf.int64)))
+  empty = (tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+  ds = ids.scan(tf.constant(0, tf.int64), positions).map(subsample)
+  ds = ds.concatenate(tf.data.Dataset.from_tensors(flush)).scan(empty, pack)
+  ds = ds.unbatch().filter(lambda block, end: tf.reduce_any(block >= 0))
+  return ds.batch(blocks_per_batch).map(to_batch).prefetch(prefetch)

@@ -1,0 +1,34 @@
+"""The two embedding tables of word2vec, held by a Flax NNX module."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class Tables(NamedTuple):
+  """The arrays the jitted step updates in place (donated): plain leaves, no NNX graph per step."""
+
+  input: jax.Array  # [V, D] the word vectors (word2vec.c's syn0)
+  output: jax.Array  # [V, D] context/negative vectors (syn1neg)
+  touched: jax.Array  # int32 [V] scratch for per-step row counts; all zeros between steps
+
+
+class Word2Vec(nnx.Module):
+  """Input and output tables, initialised as word2vec.c: input U(-0.5/D, 0.5/D), output zeros."""
+
+  def __init__(self, vocab_size: int, dim: int, *, rngs: nnx.Rngs):
+    self.input = nnx.Param(
+        jax.random.uniform(rngs.params(), (vocab_size, dim), jnp.float32, -0.5 / dim, 0.5 / dim))
+    self.output = nnx.Param(jnp.zeros((vocab_size, dim), jnp.float32))
+
+  def tables(self) -> Tables:
+    """The arrays for the training step (nnx.split's pattern: pure arrays in the hot loop)."""
+    return Tables(self.input[...], self.output[...], jnp.zeros(self.input.shape[0], jnp.int32))
+
+  def update(self, tables: Tables) -> None:
+    """Takes back the arrays the training step returned."""
+    self.input.value, self.output.value = tables.input, tables.output

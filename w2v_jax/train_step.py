@@ -1,0 +1,153 @@
+"""The jitted training step: windows, negatives, loss and a sparse SGD update of the two tables.
+
+Only the rows a step touches are gathered and differentiated; their updates are scattered back into
+the donated tables, so a step costs the same for a vocabulary of 10k or 1M words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from w2v_jax import sampling, windows
+from w2v_jax.model import Tables
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """The static shape of the computation (changing any of these recompiles)."""
+
+  model: str  # 'skipgram' or 'cbow'
+  window: int
+  negative: int
+  shrink_windows: bool = True
+  cbow_mean: bool = True
+  duplicate_cap: float = 0.0  # 0: plain summed SGD
+
+
+class Sampler(NamedTuple):
+  """The negative-sampling alias table on the device."""
+
+  thresholds: jax.Array  # uint32 [V]
+  alias: jax.Array  # int32 [V]
+
+
+def draw(cfg: StepConfig, key: jax.Array, tokens: jax.Array, sampler: Sampler):
+  """Per step randomness: each center's shrunk window b_i and its `negative` negatives."""
+  shrink_key, negative_key = jax.random.split(key)
+  if cfg.shrink_windows:
+    shrink = jax.random.randint(shrink_key, tokens.shape, 1, cfg.window + 1, dtype=jnp.int32)
+  else:
+    shrink = jnp.full(tokens.shape, cfg.window, jnp.int32)
+  negatives = sampling.draw_negatives(
+      negative_key, sampler.thresholds, sampler.alias, (*tokens.shape, cfg.negative))
+  return shrink, negatives
+
+
+def _log_sigmoid_loss(positive, positive_weight, negative, negative_weight):
+  """-sum w log s(x) over positive scores - sum w log s(-x) over negative scores."""
+  return -(jnp.sum(positive_weight * jax.nn.log_sigmoid(positive))
+           + jnp.sum(negative_weight * jax.nn.log_sigmoid(-negative)))
+
+
+def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
+  """Loss, number of pairs, and the gradients w.r.t. the gathered center/context/negative rows.
+
+  The center's input row scores each context's output row (shifted views, no pair list). The
+  center's `negative` negatives are shared by its window: each is weighted by the number of its
+  pairs whose context differs from it (word2vec.c skips a negative equal to the positive).
+  """
+  masks, contexts = windows.pair_masks(tokens, shrink, cfg.window)
+  ids = jnp.maximum(tokens, 0)
+  neg_weight = jnp.sum(masks[..., None] & (negatives != contexts[..., None]), axis=0)
+
+  def loss_fn(in_rows, out_rows, neg_rows):
+    positive = jnp.stack([
+        jnp.sum(in_rows * windows.shift(out_rows, o), axis=-1) for o in windows.offsets(cfg.window)
+    ])
+    negative = jnp.einsum("bld,blkd->blk", in_rows, neg_rows)
+    return _log_sigmoid_loss(positive, masks, negative, neg_weight)
+
+  rows = (tables.input[ids], tables.output[ids], tables.output[negatives])
+  loss, grads = jax.value_and_grad(loss_fn, argnums=(0, 1, 2))(*rows)
+  return loss, jnp.sum(masks), grads, neg_weight > 0
+
+
+def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
+  """CBOW: the mean (or sum) of a center's context input rows predicts it through the output table.
+
+  As in word2vec.c, every context row receives the full error of the hidden vector h (also when h
+  is the mean), so the input gradient is not the exact derivative of the loss.
+  """
+  masks, _ = windows.pair_masks(tokens, shrink, cfg.window)
+  ids = jnp.maximum(tokens, 0)
+  n_context = jnp.sum(masks, axis=0)
+  has_context = n_context > 0
+  neg_weight = has_context[..., None] & (negatives != tokens[..., None])
+  in_rows = tables.input[ids]
+  hidden = windows.context_sum(in_rows, masks, cfg.window)
+  if cfg.cbow_mean:
+    hidden = hidden / jnp.maximum(n_context, 1)[..., None]
+
+  def loss_fn(hidden, out_rows, neg_rows):
+    positive = jnp.sum(hidden * out_rows, axis=-1)
+    negative = jnp.einsum("bld,blkd->blk", hidden, neg_rows)
+    return _log_sigmoid_loss(positive, has_context, negative, neg_weight)
+
+  rows = (hidden, tables.output[ids], tables.output[negatives])
+  loss, (g_hidden, g_out, g_neg) = jax.value_and_grad(loss_fn, argnums=(0, 1, 2))(*rows)
+  # Transpose of the context sum: each context row gets the error of every center it serves.
+  _, to_contexts = jax.vjp(lambda rows: windows.context_sum(rows, masks, cfg.window), in_rows)
+  (g_in,) = to_contexts(g_hidden)
+  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight
+
+
+def _damp_duplicates(touched, ids, valid, updates, cap: float):
+  """Scales the summed update of a row touched c > cap times in this step by cap / c.
+
+  Summing hundreds of stale updates to one frequent row (a common negative) in a large batch makes
+  SGD diverge, where sequential SGD would see its sigmoid saturate (WORD2VEC.md, rule 4). Counting
+  uses the scratch array and restores it to zero: O(batch), not O(V).
+  """
+  if not cap:
+    return updates, touched
+  touched = touched.at[ids].add(valid.astype(jnp.int32))
+  count = touched[ids]
+  touched = touched.at[ids].add(-valid.astype(jnp.int32))
+  scale = jnp.minimum(1.0, cap / jnp.maximum(count, 1).astype(jnp.float32))
+  return updates * scale[:, None], touched
+
+
+def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: float = 0.0) -> Tables:
+  """SGD on the touched rows only: one scatter-add per table (duplicates add up, capped by `cap`)."""
+  g_in, g_out, g_neg = grads
+  valid = (tokens >= 0).reshape(-1)
+  ids = jnp.maximum(tokens, 0).reshape(-1)
+  dim = tables.input.shape[1]
+  in_updates, touched = _damp_duplicates(tables.touched, ids, valid, -lr * g_in.reshape(-1, dim), cap)
+  new_input = tables.input.at[ids].add(in_updates)
+  out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
+  out_valid = jnp.concatenate([valid, neg_valid.reshape(-1)])
+  out_updates = -lr * jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
+  out_updates, touched = _damp_duplicates(touched, out_ids, out_valid, out_updates, cap)
+  new_output = tables.output.at[out_ids].add(out_updates)
+  return Tables(new_input, new_output, touched)
+
+
+def train_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
+               key: jax.Array, sampler: Sampler):
+  """One SGD step on a batch of blocks; metrics accumulates [loss sum, examples] on the device."""
+  shrink, negatives = draw(cfg, key, tokens, sampler)
+  grads_fn = skipgram_grads if cfg.model == "skipgram" else cbow_grads
+  loss, count, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
+  tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap)
+  return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
+
+
+def make_train_step(cfg: StepConfig):
+  """The jitted step with tables and metrics donated, so the scatters update them in place."""
+  return jax.jit(functools.partial(train_step, cfg), donate_argnums=(0, 1))

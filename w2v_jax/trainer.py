@@ -1,0 +1,215 @@
+"""train_and_evaluate: vocabulary → token blocks → jitted steps → export → evaluation, with progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from w2v_jax import corpus, evaluation, input_pipeline, sampling, word2vec_format
+from w2v_jax.errors import UserError
+from w2v_jax.model import Word2Vec
+from w2v_jax.train_step import Sampler, StepConfig, make_train_step
+from w2v_jax.vocab import Vocab, build_vocab
+
+MODELS = ("skipgram", "cbow")
+
+
+def resolve_alpha(config: ml_collections.ConfigDict) -> float:
+  """The starting learning rate: config.alpha, else word2vec.c's default for the model."""
+  if config.alpha is not None:
+    return float(config.alpha)
+  return 0.05 if config.model == "cbow" else 0.025
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects nonsense values with one line naming the field, before any work is done."""
+  checks = [
+      (config.model in MODELS, "model", f"must be one of {', '.join(MODELS)}"),
+      (config.dim >= 1, "dim", "must be >= 1"),
+      (config.window >= 1, "window", "must be >= 1"),
+      (config.negative >= 1, "negative", "must be >= 1 (training uses negative sampling)"),
+      (config.ns_exponent >= 0, "ns_exponent", "must be >= 0"),
+      (config.sample >= 0, "sample", "must be >= 0 (0 turns subsampling off)"),
+      (config.min_count >= 1, "min_count", "must be >= 1"),
+      (config.max_vocab_size >= 0, "max_vocab_size", "must be >= 0 (0 means no cap)"),
+      (config.epochs >= 1, "epochs", "must be >= 1"),
+      (resolve_alpha(config) > 0, "alpha", "must be > 0"),
+      (0 <= config.min_alpha <= resolve_alpha(config), "min_alpha", "must be in [0, alpha]"),
+      (config.block_length > 2 * config.window, "block_length", "must be > 2 * window"),
+      (config.batch_size >= config.block_length and config.batch_size % config.block_length == 0,
+       "batch_size", f"must be a positive multiple of block_length ({config.block_length})"),
+      (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns it off)"),
+      (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
+      (config.input in ("tfdata", "numpy"), "input", "must be 'tfdata' or 'numpy'"),
+  ]
+  for ok, field, what in checks:
+    if not ok:
+      raise UserError(f"config.{field}={config[field]!r} {what}")
+
+
+def prepare_workdir(workdir: str) -> None:
+  """Creates the workdir and checks it is writable, failing early with one line."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); choose another --workdir") from None
+
+
+class Progress:
+  """A live progress line on the terminal, and the same metrics as TensorBoard events."""
+
+  def __init__(self, workdir: str, total_words: int):
+    from tensorboardX import SummaryWriter
+
+    self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.total_words = total_words
+    self.start = time.time()
+    self.last_time, self.last_words = self.start, 0
+    self.tty = sys.stdout.isatty()
+
+  def report(self, step: int, epoch: int, epochs: int, words: int, loss: float, lr: float) -> None:
+    now = time.time()
+    rate = (words - self.last_words) / max(now - self.last_time, 1e-9)
+    self.last_time, self.last_words = now, words
+    done = words / self.total_words
+    eta = (now - self.start) / max(done, 1e-9) * (1 - done)
+    line = (f"epoch {epoch + 1}/{epochs}  {100 * done:5.1f}%  {rate / 1e3:7.1f}k words/s  "
+            f"loss {loss:.4f}  lr {lr:.5f}  ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
+    print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", flush=True)
+    for name, value in (("loss", loss), ("learning_rate", lr), ("words_per_sec", rate), ("progress", done)):
+      self.writer.add_scalar(f"train/{name}", value, step)
+
+  def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+    if self.tty:
+      print()
+    for name, value in values.items():
+      self.writer.add_scalar(f"{prefix}/{name}", value, step)
+    self.writer.flush()
+
+  def close(self) -> None:
+    if self.tty:
+      print()
+    self.writer.close()
+
+
+def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int):
+  """One epoch of batches from the token cache, through tf.data (or numpy without TensorFlow)."""
+  args = (vocab, config.sample, config.seed, epoch, config.batch_size, config.block_length)
+  if config.input == "tfdata":
+    ds = input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream), *args)
+    return ds.as_numpy_iterator()
+  return input_pipeline.numpy_batches(stream, *args)
+
+
+def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
+  """Counts the vocabulary and tokenizes the corpus once into <workdir>/tokens.i32."""
+  files = corpus.corpus_files(config.corpus)
+  t0 = time.time()
+  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)
+  vocab.save(workdir)
+  print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
+        f"{vocab.total_tokens} corpus tokens, {time.time() - t0:.1f}s"
+        + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
+  t0 = time.time()
+  stream = input_pipeline.write_token_cache(files, vocab, config.lowercase, os.path.join(workdir, "tokens.i32"))
+  print(f"tokenized into {workdir}/tokens.i32 in {time.time() - t0:.1f}s")
+  return vocab, stream
+
+
+def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
+  """Writes vectors.txt and vectors.bin in word2vec's formats."""
+  word2vec_format.write_word2vec(os.path.join(workdir, "vectors.txt"), vocab.words, vectors, binary=False)
+  word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains word2vec as configured, writes the outputs into workdir, returns the final scores."""
+  validate_config(config)
+  prepare_workdir(workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+
+  # Data: vocabulary, token cache, negative sampler.
+  vocab, stream = load_vocab_and_tokens(config, workdir)
+  thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
+  sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
+
+  # Model and step.
+  model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
+  tables = model.tables()
+  step_fn = make_train_step(StepConfig(config.model, config.window, config.negative,
+                                       config.shrink_windows, config.cbow_mean, config.duplicate_cap))
+  base_key = jax.random.key(config.seed)
+  alpha, min_alpha = resolve_alpha(config), config.min_alpha
+  total_words = config.epochs * vocab.total_tokens
+  print(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
+        f"on {jax.devices()[0].platform}")
+
+  # Train loop.
+  progress = Progress(workdir, total_words)
+  metrics = jnp.zeros(2, jnp.float32)
+  step, words, scores = 0, 0, {}
+  start = time.time()
+  for epoch in range(config.epochs):
+    for batch in epoch_batches(config, vocab, stream, epoch):
+      lr = alpha - (alpha - min_alpha) * min(words / total_words, 1.0)
+      key = jax.random.fold_in(base_key, step)
+      tables, metrics = step_fn(tables, metrics, batch["tokens"], np.float32(lr), key, sampler)
+      words = epoch * vocab.total_tokens + int(batch["raw_end"])
+      step += 1
+      if step % config.log_every_steps == 0:
+        loss_sum, pairs = np.asarray(metrics)
+        metrics = jnp.zeros(2, jnp.float32)
+        if not np.isfinite(loss_sum):
+          raise UserError(f"the loss became {loss_sum} at step {step}; lower --config.alpha or batch_size")
+        progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
+    words = (epoch + 1) * vocab.total_tokens
+    if config.eval_every_epoch or epoch == config.epochs - 1:
+      emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input))
+      scores = headline_scores(evaluation.evaluate_all(emb))
+      progress.scalars("eval", scores, step)
+      print(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+  jax.block_until_ready(tables)
+  elapsed = time.time() - start
+  progress.close()
+  model.update(tables)
+
+  # Outputs.
+  export_vectors(workdir, vocab, np.asarray(model.input[...]))
+  summary = {"train_seconds": elapsed, "words_per_sec": total_words / elapsed, "steps": step, **scores}
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  print(f"trained {total_words} words in {elapsed:.1f}s ({total_words / elapsed / 1e3:.0f}k words/s); "
+        f"vectors in {workdir}/vectors.txt and vectors.bin")
+  show_neighbors(vocab, np.asarray(model.input[...]), config.probe_words)
+  return summary
+
+
+def headline_scores(results: dict) -> dict[str, float]:
+  """The few numbers shown per epoch: WordSim-353 and SimLex-999 Spearman, Google analogy accuracy."""
+  sim, ana = results["similarity"], results["analogy"]
+  scores = {f"{name}_spearman": sim[name]["spearman"] for name in ("wordsim353", "simlex999") if name in sim}
+  if "questions-words" in ana:
+    scores["analogy_accuracy"] = ana["questions-words"]["accuracy"]
+  return scores
+
+
+def show_neighbors(vocab: Vocab, vectors: np.ndarray, probe_words: str) -> None:
+  """Prints the nearest neighbours of the probe words that are in the vocabulary."""
+  emb = evaluation.Embeddings(vocab.words, vectors)
+  for word in [w for w in probe_words.split(",") if w]:
+    if emb.lookup(word, case_insensitive=True) is not None:
+      neighbors = evaluation.nearest_neighbors(emb, word, topn=8)
+      print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in neighbors))

@@ -1,0 +1,94 @@
+"""The vocabulary: one streaming counting pass, pruned like word2vec.c, ids by descending count."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from w2v_jax import corpus
+from w2v_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocab:
+  """Words sorted by descending count; id = position. total_tokens counts every corpus token."""
+
+  words: list[str]
+  counts: np.ndarray  # int64 [V]
+  total_tokens: int  # raw tokens in the corpus, in or out of the vocabulary
+  invalid_utf8: int = 0
+
+  @property
+  def size(self) -> int:
+    return len(self.words)
+
+  @property
+  def train_words(self) -> int:
+    """In-vocabulary tokens per epoch before subsampling (word2vec.c's train_words)."""
+    return int(self.counts.sum())
+
+  def save(self, workdir: str) -> None:
+    """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals) into workdir."""
+    with open(os.path.join(workdir, "vocab.tsv"), "w", encoding="utf-8") as f:
+      f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
+    stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8}
+    with open(os.path.join(workdir, "vocab.json"), "w") as f:
+      json.dump(stats, f, indent=2)
+
+  @classmethod
+  def load(cls, workdir: str) -> Vocab:
+    """Reads what save() wrote."""
+    words, counts = [], []
+    with open(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
+      for line in f:
+        word, count = line.rstrip("\n").rsplit("\t", 1)
+        words.append(word)
+        counts.append(int(count))
+    with open(os.path.join(workdir, "vocab.json")) as f:
+      stats = json.load(f)
+    return cls(words, np.asarray(counts, np.int64), stats["total_tokens"], stats["invalid_utf8"])
+
+
+def count_words(
+    files: list[str], lowercase: bool, max_vocab_size: int = 0
+) -> tuple[collections.Counter, int, int]:
+  """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
+
+  With max_vocab_size, whenever more distinct words are held, words with count <= min_reduce are
+  dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded,
+  and a rare word can lose the counts it had before a prune.
+  """
+  counts: collections.Counter = collections.Counter()
+  stats = corpus.ReadStats()
+  total, min_reduce = 0, 1
+  for piece in corpus.read_pieces(files, lowercase, stats):
+    tokens = piece.split()
+    total += len(tokens)
+    counts.update(tokens)
+    if max_vocab_size and len(counts) > max_vocab_size:
+      for word in [w for w, c in counts.items() if c <= min_reduce]:
+        del counts[word]
+      min_reduce += 1
+  return counts, total, stats.invalid_utf8
+
+
+def build_vocab(files: list[str], lowercase: bool, min_count: int, max_vocab_size: int = 0) -> Vocab:
+  """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them."""
+  counts, total, invalid = count_words(files, lowercase, max_vocab_size)
+  if total == 0:
+    raise UserError(f"corpus {files[0]}{' ...' if len(files) > 1 else ''}: no words in it")
+  kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
+  if max_vocab_size:
+    kept = kept[:max_vocab_size]
+  if not kept:
+    best = counts.most_common(1)[0][1]
+    raise UserError(
+        f"no word occurs min_count={min_count} times (the most frequent occurs {best} times); "
+        "lower --config.min_count or use a larger corpus"
+    )
+  words = [w.decode("utf-8") for w, _ in kept]
+  return Vocab(words, np.array([c for _, c in kept], np.int64), total, invalid)

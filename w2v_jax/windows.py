@@ -1,0 +1,48 @@
+"""Skip-gram/CBOW windows built on the device as shifted views of a token block.
+
+Position i's context at offset o is position i+o of the same block. A pair is valid when both are
+words (not SEP padding), no SEP lies between them (same sentence), and |o| <= the center's shrunk
+window b_i, drawn uniformly in 1..window as in word2vec.c.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def offsets(window: int) -> list[int]:
+  """Context offsets -window..-1, 1..window."""
+  return [o for o in range(-window, window + 1) if o != 0]
+
+
+def shift(x: jax.Array, o: int, fill=0) -> jax.Array:
+  """y[:, i] = x[:, i + o] along axis 1, with `fill` where i + o falls outside the block."""
+  length = x.shape[1]
+  pad = [(0, 0)] * x.ndim
+  pad[1] = (max(-o, 0), max(o, 0))
+  return jnp.pad(x, pad, constant_values=fill)[:, max(o, 0):max(o, 0) + length]
+
+
+def pair_masks(tokens: jax.Array, shrink: jax.Array, window: int) -> tuple[jax.Array, jax.Array]:
+  """Valid (center i, context i+o) pairs and context ids, both [2*window, B, L], for int32 blocks.
+
+  shrink holds each center's effective window b_i (int32 [B, L]).
+  """
+  word = tokens >= 0
+  sentence = jnp.cumsum(~word, axis=1)  # a SEP starts a new sentence id
+  masks, contexts = [], []
+  for o in offsets(window):
+    context = shift(tokens, o, fill=-1)
+    same = shift(sentence, o, fill=-1) == sentence
+    masks.append(word & (context >= 0) & same & (abs(o) <= shrink))
+    contexts.append(context)
+  return jnp.stack(masks), jnp.stack(contexts)
+
+
+def context_sum(rows: jax.Array, masks: jax.Array, window: int) -> jax.Array:
+  """sum_o masks[o] * rows[:, i + o]: each center's sum of its valid context rows ([B, L, D])."""
+  total = jnp.zeros_like(rows)
+  for mask, o in zip(masks, offsets(window)):
+    total = total + mask[..., None] * shift(rows, o)
+  return total
