@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from w2v_jax import trainer  # noqa: E402
@@ -19,6 +19,7 @@ config_flags.DEFINE_config_file("config", "configs/default.py", "Training config
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  logging.set_verbosity(logging.WARNING)  # Orbax and TF log every checkpoint step at INFO
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -23,6 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.shrink_windows = True
   # Number of negative samples per positive pair.
   config.negative = 5
+  # Negatives drawn per center word and shared by its window's pairs (0: `negative`); more draws
+  # lower the variance of the update at the cost of gathering more rows.
+  config.negative_draws = 0
   # Negatives are drawn from count**ns_exponent (0.75 as word2vec.c; fastText uses 0.5).
   config.ns_exponent = 0.75
   # Frequent-word subsampling threshold (word2vec.c formula); 0 turns it off.
@@ -41,15 +44,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.cbow_mean = True
   # Tokens per training step (global, over all devices); a multiple of block_length.
   config.batch_size = 4096
-  # A row touched more than this many times in one step gets its summed update scaled down to this
-  # many (large batches otherwise diverge on frequent words; 0 turns it off).
+  # A row touched more than this many times in one step has its summed update scaled down to this
+  # many (large batches otherwise diverge on frequent words, WORD2VEC.md rule 4); 0 turns it off.
   config.duplicate_cap = 8.0
+  # Tokens per sequential SGD update inside a step (0: the whole batch); smaller is closer to
+  # word2vec.c's one-pair-at-a-time updates, at the same tokens per device call.
+  config.update_size = 0
   # Tokens per block: windows never cross a block edge (word2vec.c cuts sentences at 1000 words).
   config.block_length = 1024
   # Epoch input: 'tfdata' (tf.data pipeline) or 'numpy' (no TensorFlow needed), from the token cache.
   config.input = "tfdata"
   # Seed for initialisation, window shrink, subsampling and negatives.
   config.seed = 0
+  # Save a checkpoint every this many steps (0: not by steps); one is also saved after every epoch.
+  config.checkpoint_every_steps = 0
+  # Save a checkpoint every this many seconds (0: not by time); saves are asynchronous.
+  config.checkpoint_every_secs = 300.0
+  # How many of the latest checkpoints to keep.
+  config.keep_checkpoints = 3
+  # Start over, deleting this workdir's checkpoints, instead of resuming from the latest one.
+  config.restart = False
   # Print progress and write TensorBoard metrics every this many steps.
   config.log_every_steps = 200
   # Run the bundled similarity/analogy evaluation at the end of every epoch.

@@ -67,11 +67,21 @@ def _normalise(raw: bytes, lowercase: bool, stats: ReadStats) -> bytes:
 
 
 def _cut(buffer: bytes) -> int:
-  """Where to end a piece in a full buffer: after its last newline, else its last whitespace."""
+  """Where to end a piece in a full buffer: after its last newline, else its last whitespace.
+
+  A token longer than a piece is cut anyway, but never inside a UTF-8 character (0 means: read more).
+  """
   cut = buffer.rfind(b"\n") + 1
   if cut == 0:
     cut = max(buffer.rfind(bytes([c])) for c in _WHITESPACE) + 1
-  return cut or len(buffer)  # a single token longer than a piece: cut it anyway
+  if cut:
+    return cut
+  start = len(buffer) - 1
+  while start > 0 and buffer[start] & 0xC0 == 0x80:  # back up over continuation bytes
+    start -= 1
+  lead = buffer[start]
+  length = 1 if lead < 0x80 else 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4
+  return len(buffer) if start + length <= len(buffer) else start
 
 
 def read_pieces(
@@ -99,6 +109,8 @@ def read_pieces(
         buffer = rest + chunk
         cut = _cut(buffer)
         rest = buffer[cut:]
+        if not cut:
+          continue
         last = _normalise(buffer[:cut], lowercase, stats)
         yield last
       if rest:

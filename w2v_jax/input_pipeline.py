@@ -54,53 +54,59 @@ def read_token_cache(path: str) -> np.ndarray:
   return np.memmap(path, np.int32, mode="r")
 
 
-def _pack(ids: np.ndarray, pos: np.ndarray, block_length: int):
-  """Cuts a stream into full blocks; returns (blocks, block raw ends, leftover ids, leftover pos)."""
+def _pack(ids: np.ndarray, pos: np.ndarray, idx: np.ndarray, block_length: int):
+  """Cuts a stream into full blocks: (blocks, raw ends, stream ends, leftover ids, pos, idx)."""
   n = len(ids) // block_length * block_length
   blocks = ids[:n].reshape(-1, block_length)
-  ends = pos[:n].reshape(-1, block_length).max(axis=1, initial=-1) + 1
-  return blocks, ends, ids[n:], pos[n:]
+  raw_ends = pos[:n].reshape(-1, block_length).max(axis=1, initial=-1) + 1
+  index_ends = idx[:n].reshape(-1, block_length).max(axis=1, initial=-1) + 1
+  return blocks, raw_ends, index_ends, ids[n:], pos[n:], idx[n:]
 
 
 def numpy_batches(
     stream: np.ndarray, vocab: Vocab, sample: float, seed: int, epoch: int, batch_size: int,
-    block_length: int, chunk_tokens: int = 1 << 22,
+    block_length: int, start_index: int = 0, start_pos: int = 0, chunk_tokens: int = 1 << 22,
 ) -> Iterator[dict[str, np.ndarray]]:
-  """Yields one epoch of batches from a token stream (numpy array or memmap), chunk by chunk."""
+  """Yields one epoch of batches from a token stream (numpy array or memmap), chunk by chunk.
+
+  To resume, pass a batch's end_index and raw_end as start_index and start_pos: the batches that
+  follow are exactly those an uninterrupted pass yields (packing is greedy, keeping is a hash).
+  """
   thresholds = sampling.keep_thresholds(vocab.counts, sample)
   key = sampling.epoch_key(seed, epoch)
   blocks_per_batch = batch_size // block_length
-  carry_ids, carry_pos = np.zeros([0], np.int32), np.zeros([0], np.int64)
-  ready_blocks, ready_ends, offset = [], [], 0
-  for start in range(0, len(stream), chunk_tokens):
+  carry = (np.zeros([0], np.int32), np.zeros([0], np.int64), np.zeros([0], np.int64))
+  ready: list[tuple] = []
+  offset = start_pos
+  for start in range(start_index, len(stream), chunk_tokens):
     ids = np.asarray(stream[start:start + chunk_tokens])
+    idx = np.arange(start, start + len(ids), dtype=np.int64)
     pos = offset + np.cumsum(ids != SEP) - 1
-    offset = int(pos[-1]) + 1 if len(pos) else offset
+    offset = int(pos[-1]) + 1
     real = ids >= 0
     keep = ids == SEP
     keep[real] = sampling.keep_hash_numpy(pos[real], key) < thresholds[ids[real]]
-    blocks, ends, carry_ids, carry_pos = _pack(
-        np.concatenate([carry_ids, ids[keep]]), np.concatenate([carry_pos, pos[keep]]), block_length)
-    useful = (blocks >= 0).any(axis=1)
-    ready_blocks.extend(blocks[useful])
-    ready_ends.extend(ends[useful])
-    while len(ready_blocks) >= blocks_per_batch:
-      yield _batch(ready_blocks[:blocks_per_batch], ready_ends[:blocks_per_batch], blocks_per_batch)
-      del ready_blocks[:blocks_per_batch], ready_ends[:blocks_per_batch]
-  if (carry_ids >= 0).any():
-    pad = np.full([block_length - len(carry_ids)], SEP, np.int32)
-    ready_blocks.append(np.concatenate([carry_ids, pad]))
-    ready_ends.append(int(carry_pos.max(initial=-1)) + 1)
-  for i in range(0, len(ready_blocks), blocks_per_batch):
-    yield _batch(ready_blocks[i:i + blocks_per_batch], ready_ends[i:i + blocks_per_batch],
-                 blocks_per_batch)
+    *full, carry_ids, carry_pos, carry_idx = _pack(
+        *(np.concatenate([c, a[keep]]) for c, a in zip(carry, (ids, pos, idx))), block_length)
+    carry = (carry_ids, carry_pos, carry_idx)
+    useful = (full[0] >= 0).any(axis=1)
+    ready.extend(zip(*(a[useful] for a in full)))
+    while len(ready) >= blocks_per_batch:
+      yield _batch(ready[:blocks_per_batch], blocks_per_batch, block_length)
+      del ready[:blocks_per_batch]
+  if (carry[0] >= 0).any():
+    pad = np.full([block_length - len(carry[0])], SEP, np.int32)
+    ready.append((np.concatenate([carry[0], pad]), carry[1].max() + 1, carry[2].max() + 1))
+  for i in range(0, len(ready), blocks_per_batch):
+    yield _batch(ready[i:i + blocks_per_batch], blocks_per_batch, block_length)
 
 
-def _batch(blocks: list, ends: list, blocks_per_batch: int) -> dict[str, np.ndarray]:
-  """Stacks blocks into a fixed-shape batch, padding the last one with SEP-only blocks."""
-  tokens = np.full([blocks_per_batch, len(blocks[0])], SEP, np.int32)
-  tokens[:len(blocks)] = blocks
-  return {"tokens": tokens, "raw_end": np.int64(max(ends))}
+def _batch(blocks: list[tuple], blocks_per_batch: int, block_length: int) -> dict[str, np.ndarray]:
+  """Stacks (block, raw end, stream end) triples into a fixed-shape batch, padded with SEP blocks."""
+  tokens = np.full([blocks_per_batch, block_length], SEP, np.int32)
+  tokens[:len(blocks)] = [b for b, _, _ in blocks]
+  return {"tokens": tokens, "raw_end": np.int64(max(e for _, e, _ in blocks)),
+          "end_index": np.int64(max(e for _, _, e in blocks))}
 
 
 class _TfUint32:
@@ -143,53 +149,60 @@ def tf_text_ids(files: list[str], vocab: Vocab, lowercase: bool):
   return ds.map(to_ids)
 
 
-def tf_cached_ids(stream: np.ndarray, chunk_tokens: int = 1 << 22):
-  """tf.data stage 1 from a token cache: the stream in chunks."""
+def tf_cached_ids(stream: np.ndarray, start_index: int = 0, chunk_tokens: int = 1 << 22):
+  """tf.data stage 1 from a token cache: the stream in chunks, from start_index on."""
   tf = _tf()
   return tf.data.Dataset.from_generator(
-      lambda: (np.asarray(stream[i:i + chunk_tokens]) for i in range(0, len(stream), chunk_tokens)),
+      lambda: (np.asarray(stream[i:i + chunk_tokens]) for i in range(start_index, len(stream), chunk_tokens)),
       output_signature=tf.TensorSpec([None], tf.int32))
 
 
 def tf_batches(
     ids, vocab: Vocab, sample: float, seed: int, epoch: int, batch_size: int, block_length: int,
-    prefetch: int = 4,
+    start_index: int = 0, start_pos: int = 0, prefetch: int = 4,
 ):
-  """tf.data stage 2, one epoch: drop OOV → subsample → pack into blocks → batch → prefetch."""
+  """tf.data stage 2, one epoch: drop OOV → subsample → pack into blocks → batch → prefetch.
+
+  ids must start at stream index start_index, where start_pos words precede (see numpy_batches).
+  """
   tf = _tf()
   tfu = _TfUint32(tf)
   thresholds = tf.constant(sampling.keep_thresholds(vocab.counts, sample))
   key = tf.constant(sampling.epoch_key(seed, epoch), tf.uint32)
   blocks_per_batch = batch_size // block_length
 
-  def positions(offset, ids):
+  def positions(offsets, ids):
     word = tf.cast(ids != SEP, tf.int64)
-    return offset + tf.reduce_sum(word), (ids, offset + tf.cumsum(word) - 1)
+    n = tf.size(ids, out_type=tf.int64)
+    idx = offsets[1] + tf.range(n, dtype=tf.int64)
+    return (offsets[0] + tf.reduce_sum(word), offsets[1] + n), (ids, offsets[0] + tf.cumsum(word) - 1, idx)
 
-  def subsample(ids, pos):
+  def subsample(ids, pos, idx):
     lo = tf.cast(tf.bitwise.bitwise_and(pos, 0xFFFFFFFF), tf.uint32)
     hi = tf.cast(tf.bitwise.right_shift(pos, tf.constant(32, tf.int64)), tf.uint32)
     h = sampling._mix32(tfu.bitwise_xor(sampling._mix32(tfu.bitwise_xor(hi, key), tfu), lo), tfu)
     keep_word = tf.cast(h, tf.int64) < tf.gather(thresholds, tf.maximum(ids, 0))
     keep = (ids == SEP) | ((ids >= 0) & keep_word)
-    return tf.boolean_mask(ids, keep), tf.boolean_mask(pos, keep)
+    return tf.boolean_mask(ids, keep), tf.boolean_mask(pos, keep), tf.boolean_mask(idx, keep)
 
   def pack(carry, element):
-    ids = tf.concat([carry[0], element[0]], 0)
-    pos = tf.concat([carry[1], element[1]], 0)
+    ids, pos, idx = (tf.concat([c, e], 0) for c, e in zip(carry, element))
     n = tf.size(ids) // block_length * block_length
     blocks = tf.reshape(ids[:n], [-1, block_length])
-    ends = tf.reduce_max(tf.reshape(pos[:n], [-1, block_length]), axis=1) + 1
-    return (ids[n:], pos[n:]), (blocks, ends)
+    raw_ends = tf.reduce_max(tf.reshape(pos[:n], [-1, block_length]), axis=1) + 1
+    index_ends = tf.reduce_max(tf.reshape(idx[:n], [-1, block_length]), axis=1) + 1
+    return (ids[n:], pos[n:], idx[n:]), (blocks, raw_ends, index_ends)
 
-  def to_batch(blocks, ends):
+  def to_batch(blocks, raw_ends, index_ends):
     pad = blocks_per_batch - tf.shape(blocks)[0]
     return {"tokens": tf.pad(blocks, [[0, pad], [0, 0]], constant_values=SEP),
-            "raw_end": tf.reduce_max(ends)}
+            "raw_end": tf.reduce_max(raw_ends), "end_index": tf.reduce_max(index_ends)}
 
-  flush = (tf.fill([block_length], SEP), tf.fill([block_length], tf.constant(-1, tf.int64)))
-  empty = (tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
-  ds = ids.scan(tf.constant(0, tf.int64), positions).map(subsample)
+  minus_one = tf.fill([block_length], tf.constant(-1, tf.int64))
+  flush = (tf.fill([block_length], SEP), minus_one, minus_one)
+  empty = (tf.zeros([0], tf.int32), tf.zeros([0], tf.int64), tf.zeros([0], tf.int64))
+  start = (tf.constant(start_pos, tf.int64), tf.constant(start_index, tf.int64))
+  ds = ids.scan(start, positions).map(subsample)
   ds = ds.concatenate(tf.data.Dataset.from_tensors(flush)).scan(empty, pack)
-  ds = ds.unbatch().filter(lambda block, end: tf.reduce_any(block >= 0))
+  ds = ds.unbatch().filter(lambda block, raw_end, index_end: tf.reduce_any(block >= 0))
   return ds.batch(blocks_per_batch).map(to_batch).prefetch(prefetch)

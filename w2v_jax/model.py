@@ -31,4 +31,4 @@ class Word2Vec(nnx.Module):
 
   def update(self, tables: Tables) -> None:
     """Takes back the arrays the training step returned."""
-    self.input.value, self.output.value = tables.input, tables.output
+    self.input[...], self.output[...] = tables.input, tables.output

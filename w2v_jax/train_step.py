@@ -26,7 +26,8 @@ class StepConfig:
   negative: int
   shrink_windows: bool = True
   cbow_mean: bool = True
-  duplicate_cap: float = 0.0  # 0: plain summed SGD
+  duplicate_cap: float = 0.0  # rows touched more often in a step are scaled down to this; 0: plain SGD
+  negative_draws: int = 0  # negatives drawn per center, shared by its window (0: `negative`)
 
 
 class Sampler(NamedTuple):
@@ -44,7 +45,7 @@ def draw(cfg: StepConfig, key: jax.Array, tokens: jax.Array, sampler: Sampler):
   else:
     shrink = jnp.full(tokens.shape, cfg.window, jnp.int32)
   negatives = sampling.draw_negatives(
-      negative_key, sampler.thresholds, sampler.alias, (*tokens.shape, cfg.negative))
+      negative_key, sampler.thresholds, sampler.alias, (*tokens.shape, cfg.negative_draws or cfg.negative))
   return shrink, negatives
 
 
@@ -63,7 +64,9 @@ def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   """
   masks, contexts = windows.pair_masks(tokens, shrink, cfg.window)
   ids = jnp.maximum(tokens, 0)
-  neg_weight = jnp.sum(masks[..., None] & (negatives != contexts[..., None]), axis=0)
+  # Each pair wants `negative` negatives; the center's draws stand in for them, weighted accordingly.
+  draws = negatives.shape[-1]
+  neg_weight = jnp.sum(masks[..., None] & (negatives != contexts[..., None]), axis=0) * (cfg.negative / draws)
 
   def loss_fn(in_rows, out_rows, neg_rows):
     positive = jnp.stack([
@@ -87,7 +90,7 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   ids = jnp.maximum(tokens, 0)
   n_context = jnp.sum(masks, axis=0)
   has_context = n_context > 0
-  neg_weight = has_context[..., None] & (negatives != tokens[..., None])
+  neg_weight = (has_context[..., None] & (negatives != tokens[..., None])) * (cfg.negative / negatives.shape[-1])
   in_rows = tables.input[ids]
   hidden = windows.context_sum(in_rows, masks, cfg.window)
   if cfg.cbow_mean:
@@ -103,18 +106,16 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   # Transpose of the context sum: each context row gets the error of every center it serves.
   _, to_contexts = jax.vjp(lambda rows: windows.context_sum(rows, masks, cfg.window), in_rows)
   (g_in,) = to_contexts(g_hidden)
-  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight
+  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight > 0
 
 
-def _damp_duplicates(touched, ids, valid, updates, cap: float):
+def _damp_duplicates(touched, ids, valid, updates, cap):
   """Scales the summed update of a row touched c > cap times in this step by cap / c.
 
   Summing hundreds of stale updates to one frequent row (a common negative) in a large batch makes
   SGD diverge, where sequential SGD would see its sigmoid saturate (WORD2VEC.md, rule 4). Counting
   uses the scratch array and restores it to zero: O(batch), not O(V).
   """
-  if not cap:
-    return updates, touched
   touched = touched.at[ids].add(valid.astype(jnp.int32))
   count = touched[ids]
   touched = touched.at[ids].add(-valid.astype(jnp.int32))
@@ -128,12 +129,15 @@ def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: f
   valid = (tokens >= 0).reshape(-1)
   ids = jnp.maximum(tokens, 0).reshape(-1)
   dim = tables.input.shape[1]
-  in_updates, touched = _damp_duplicates(tables.touched, ids, valid, -lr * g_in.reshape(-1, dim), cap)
+  in_updates, touched = -lr * g_in.reshape(-1, dim), tables.touched
+  if cap:
+    in_updates, touched = _damp_duplicates(touched, ids, valid, in_updates, cap)
   new_input = tables.input.at[ids].add(in_updates)
   out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
   out_valid = jnp.concatenate([valid, neg_valid.reshape(-1)])
   out_updates = -lr * jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
-  out_updates, touched = _damp_duplicates(touched, out_ids, out_valid, out_updates, cap)
+  if cap:
+    out_updates, touched = _damp_duplicates(touched, out_ids, out_valid, out_updates, cap)
   new_output = tables.output.at[out_ids].add(out_updates)
   return Tables(new_input, new_output, touched)
 
@@ -148,6 +152,32 @@ def train_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.
   return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
-def make_train_step(cfg: StepConfig):
-  """The jitted step with tables and metrics donated, so the scatters update them in place."""
+def sequential_train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array,
+                          tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """train_step on successive groups of blocks, each update seeing the previous ones (lax.scan).
+
+  Fewer tokens per update means fewer stale duplicates summed per row (closer to word2vec.c's
+  sequential SGD) at the same tokens per device call.
+  """
+  groups = tokens.shape[0] // blocks_per_update
+  if groups == 1:
+    return train_step(cfg, tables, metrics, tokens, lr, key, sampler)
+
+  def update(carry, group):
+    index, group_tokens = group
+    tables, metrics = train_step(cfg, *carry, group_tokens, lr, jax.random.fold_in(key, index), sampler)
+    return (tables, metrics), None
+
+  grouped = tokens.reshape(groups, blocks_per_update, tokens.shape[1])
+  (tables, metrics), _ = jax.lax.scan(update, (tables, metrics), (jnp.arange(groups), grouped))
+  return tables, metrics
+
+
+def make_train_step(cfg: StepConfig, blocks_per_update: int = 0):
+  """The jitted step with tables and metrics donated, so the scatters update them in place.
+
+  With blocks_per_update, the batch is applied as sequential updates of that many blocks each.
+  """
+  if blocks_per_update:
+    return jax.jit(functools.partial(sequential_train_step, cfg, blocks_per_update), donate_argnums=(0, 1))
   return jax.jit(functools.partial(train_step, cfg), donate_argnums=(0, 1))

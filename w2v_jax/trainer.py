@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import sys
 import time
 
@@ -13,11 +15,12 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from w2v_jax import corpus, evaluation, input_pipeline, sampling, word2vec_format
+from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, sampling, word2vec_format
+from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Word2Vec
 from w2v_jax.train_step import Sampler, StepConfig, make_train_step
-from w2v_jax.vocab import Vocab, build_vocab
+from w2v_jax.vocab import Vocab, build_vocab, saved_source
 
 MODELS = ("skipgram", "cbow")
 
@@ -36,6 +39,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.dim >= 1, "dim", "must be >= 1"),
       (config.window >= 1, "window", "must be >= 1"),
       (config.negative >= 1, "negative", "must be >= 1 (training uses negative sampling)"),
+      (config.negative_draws >= 0, "negative_draws", "must be >= 0 (0: negative)"),
       (config.ns_exponent >= 0, "ns_exponent", "must be >= 0"),
       (config.sample >= 0, "sample", "must be >= 0 (0 turns subsampling off)"),
       (config.min_count >= 1, "min_count", "must be >= 1"),
@@ -46,8 +50,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.block_length > 2 * config.window, "block_length", "must be > 2 * window"),
       (config.batch_size >= config.block_length and config.batch_size % config.block_length == 0,
        "batch_size", f"must be a positive multiple of block_length ({config.block_length})"),
-      (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns it off)"),
+      (config.update_size >= 0 and config.update_size % config.block_length == 0
+       and config.batch_size % max(config.update_size, 1) == 0, "update_size",
+       "must be 0 or a multiple of block_length that divides batch_size"),
+      (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns the cap off)"),
       (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
+      (config.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0 (0: not by steps)"),
+      (config.checkpoint_every_secs >= 0, "checkpoint_every_secs", "must be >= 0 (0: not by time)"),
+      (config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
       (config.input in ("tfdata", "numpy"), "input", "must be 'tfdata' or 'numpy'"),
   ]
   for ok, field, what in checks:
@@ -104,28 +114,68 @@ class Progress:
     self.writer.close()
 
 
-def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int):
-  """One epoch of batches from the token cache, through tf.data (or numpy without TensorFlow)."""
-  args = (vocab, config.sample, config.seed, epoch, config.batch_size, config.block_length)
+def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_index: int, start_pos: int):
+  """The rest of an epoch's batches from the token cache, via tf.data (or numpy without TensorFlow)."""
+  args = (vocab, config.sample, config.seed, epoch, config.batch_size, config.block_length, start_index, start_pos)
   if config.input == "tfdata":
-    ds = input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream), *args)
+    ds = input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream, start_index), *args)
     return ds.as_numpy_iterator()
   return input_pipeline.numpy_batches(stream, *args)
 
 
+def corpus_source(config, files: list[str]) -> dict:
+  """What a vocabulary and token cache are built from: the files (path, size) and the vocab settings."""
+  return {"files": [[os.path.abspath(f), os.path.getsize(f)] for f in files], "lowercase": config.lowercase,
+          "min_count": config.min_count, "max_vocab_size": config.max_vocab_size}
+
+
 def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
-  """Counts the vocabulary and tokenizes the corpus once into <workdir>/tokens.i32."""
+  """The vocabulary and the token cache <workdir>/tokens.i32: reused when built from the same corpus
+  and settings, else counted in one pass and tokenized once."""
   files = corpus.corpus_files(config.corpus)
+  source = corpus_source(config, files)
+  cache = os.path.join(workdir, "tokens.i32")
+  if saved_source(workdir) == source and os.path.exists(cache):
+    vocab = Vocab.load(workdir)
+    print(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the same corpus")
+    return vocab, input_pipeline.read_token_cache(cache)
   t0 = time.time()
   vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)
-  vocab.save(workdir)
   print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
         f"{vocab.total_tokens} corpus tokens, {time.time() - t0:.1f}s"
         + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
   t0 = time.time()
-  stream = input_pipeline.write_token_cache(files, vocab, config.lowercase, os.path.join(workdir, "tokens.i32"))
-  print(f"tokenized into {workdir}/tokens.i32 in {time.time() - t0:.1f}s")
+  vocab.save(workdir)  # without source until the cache is complete, so a crash here is not reused
+  stream = input_pipeline.write_token_cache(files, vocab, config.lowercase, cache)
+  vocab.save(workdir, source)
+  print(f"tokenized into {cache} in {time.time() - t0:.1f}s")
   return vocab, stream
+
+
+def resume_identity(config, workdir: str) -> dict:
+  """What must be equal for a checkpoint to be resumed: config fields, vocabulary, corpus."""
+  return {**config.to_dict(), "vocab_sha256": checkpointing.file_sha256(os.path.join(workdir, "vocab.tsv")),
+          "corpus_files": saved_source(workdir)["files"]}
+
+
+class StopRequest:
+  """SIGTERM/SIGINT ask the loop to checkpoint and stop; a second signal exits at once."""
+
+  def __init__(self):
+    self.requested = False
+    self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+  def _handle(self, signum, frame):
+    if self.requested:
+      print("\nsecond interrupt: exiting without a checkpoint", flush=True)
+      os._exit(128 + signum)
+    self.requested = True
+    print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the current step, then stopping "
+          "(again to exit at once)", flush=True)
+
+  def restore(self) -> None:
+    for sig, handler in self.previous.items():
+      signal.signal(sig, handler)
 
 
 def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
@@ -134,64 +184,115 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
 
 
+def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_alpha: float) -> float:
+  """Linear decay by corpus tokens read, from the anchor (words, lr) down to min_alpha at total_words."""
+  anchor_words, anchor_lr = anchor
+  done = min((words - anchor_words) / max(total_words - anchor_words, 1), 1.0)
+  return anchor_lr - (anchor_lr - min_alpha) * done
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains word2vec as configured, writes the outputs into workdir, returns the final scores."""
+  """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir."""
   validate_config(config)
   prepare_workdir(workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
+  if config.restart:
+    checkpointing.remove_checkpoints(workdir)
 
   # Data: vocabulary, token cache, negative sampler.
   vocab, stream = load_vocab_and_tokens(config, workdir)
   thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
 
   # Model and step.
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
   tables = model.tables()
   step_fn = make_train_step(StepConfig(config.model, config.window, config.negative,
-                                       config.shrink_windows, config.cbow_mean, config.duplicate_cap))
+                                       config.shrink_windows, config.cbow_mean, config.duplicate_cap,
+                                       config.negative_draws),
+                            (config.update_size or config.batch_size) // config.block_length)
   base_key = jax.random.key(config.seed)
-  alpha, min_alpha = resolve_alpha(config), config.min_alpha
   total_words = config.epochs * vocab.total_tokens
+
+  # Restore or start.
+  identity = resume_identity(config, workdir)
+  checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.checkpoint_every_steps,
+                              config.checkpoint_every_secs)
+  step, epoch, start_index, start_pos = 0, 0, 0, 0
+  anchor = (0, resolve_alpha(config))
+  restored = checkpointer.restore_latest(tables)
+  if restored is not None:
+    tables, meta = restored
+    checkpointing.check_resume(meta["identity"], identity)
+    step, epoch, start_index, start_pos = meta["step"], meta["epoch"], meta["end_index"], meta["raw_end"]
+    anchor = tuple(meta["anchor"])
+    words = epoch * vocab.total_tokens + start_pos
+    if meta["identity"]["epochs"] != config.epochs:  # continue from the current lr to the new end
+      anchor = (words, learning_rate(words, anchor, meta["identity"]["epochs"] * vocab.total_tokens,
+                                     config.min_alpha))
+    print(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
   print(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
         f"on {jax.devices()[0].platform}")
 
+  def meta_at(epoch: int, end_index: int, raw_end: int) -> dict:
+    return {"epoch": epoch, "end_index": end_index, "raw_end": raw_end, "anchor": list(anchor),
+            "identity": identity}
+
   # Train loop.
   progress = Progress(workdir, total_words)
+  stop = StopRequest()
   metrics = jnp.zeros(2, jnp.float32)
-  step, words, scores = 0, 0, {}
-  start = time.time()
-  for epoch in range(config.epochs):
-    for batch in epoch_batches(config, vocab, stream, epoch):
-      lr = alpha - (alpha - min_alpha) * min(words / total_words, 1.0)
-      key = jax.random.fold_in(base_key, step)
-      tables, metrics = step_fn(tables, metrics, batch["tokens"], np.float32(lr), key, sampler)
-      words = epoch * vocab.total_tokens + int(batch["raw_end"])
-      step += 1
-      if step % config.log_every_steps == 0:
-        loss_sum, pairs = np.asarray(metrics)
-        metrics = jnp.zeros(2, jnp.float32)
-        if not np.isfinite(loss_sum):
-          raise UserError(f"the loss became {loss_sum} at step {step}; lower --config.alpha or batch_size")
-        progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
-    words = (epoch + 1) * vocab.total_tokens
-    if config.eval_every_epoch or epoch == config.epochs - 1:
-      emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input))
-      scores = headline_scores(evaluation.evaluate_all(emb))
-      progress.scalars("eval", scores, step)
-      print(f"epoch {epoch + 1}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
-  jax.block_until_ready(tables)
+  scores, words, start = {}, epoch * vocab.total_tokens + start_pos, time.time()
+  words_at_start = words
+  try:
+    while epoch < config.epochs:
+      for batch in epoch_batches(config, vocab, stream, epoch, start_index, start_pos):
+        lr = learning_rate(words, anchor, total_words, config.min_alpha)
+        key = jax.random.fold_in(base_key, step)
+        tables, metrics = step_fn(tables, metrics, batch["tokens"], np.float32(lr), key, sampler)
+        words = epoch * vocab.total_tokens + int(batch["raw_end"])
+        step += 1
+        if step % config.log_every_steps == 0:
+          loss_sum, pairs = np.asarray(metrics)
+          metrics = jnp.zeros(2, jnp.float32)
+          if not np.isfinite(loss_sum):
+            raise UserError(
+                f"the loss became {loss_sum} at step {step}; lower --config.alpha or --config.duplicate_cap")
+          progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
+        if stop.requested or checkpointer.due(step):
+          checkpointer.save(step, tables, meta_at(epoch, int(batch["end_index"]), int(batch["raw_end"])))
+        if stop.requested:
+          checkpointer.wait()
+          print(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
+                "Run the same command to resume.", flush=True)
+          return {"stopped_at_step": step}
+      epoch, start_index, start_pos = epoch + 1, 0, 0
+      words = epoch * vocab.total_tokens
+      checkpointer.save(step, tables, meta_at(epoch, 0, 0))
+      if config.eval_every_epoch or epoch == config.epochs:
+        emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input))
+        scores = headline_scores(evaluation.evaluate_all(emb))
+        progress.scalars("eval", scores, step)
+        print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+    jax.block_until_ready(tables)
+  finally:
+    stop.restore()
+    checkpointer.close()
+    progress.close()
   elapsed = time.time() - start
-  progress.close()
   model.update(tables)
 
   # Outputs.
   export_vectors(workdir, vocab, np.asarray(model.input[...]))
-  summary = {"train_seconds": elapsed, "words_per_sec": total_words / elapsed, "steps": step, **scores}
+  trained = words - words_at_start
+  peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  summary = {"train_seconds": elapsed, "words_per_sec": trained / max(elapsed, 1e-9), "steps": step,
+             "peak_rss_mb": peak_rss_mb, **scores}
   with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(summary, f, indent=2)
-  print(f"trained {total_words} words in {elapsed:.1f}s ({total_words / elapsed / 1e3:.0f}k words/s); "
+    json.dump({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()},
+              f, indent=2)
+  print(f"trained {trained} words in {elapsed:.1f}s ({summary['words_per_sec'] / 1e3:.0f}k words/s); "
         f"vectors in {workdir}/vectors.txt and vectors.bin")
   show_neighbors(vocab, np.asarray(model.input[...]), config.probe_words)
   return summary

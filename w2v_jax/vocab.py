@@ -31,11 +31,12 @@ class Vocab:
     """In-vocabulary tokens per epoch before subsampling (word2vec.c's train_words)."""
     return int(self.counts.sum())
 
-  def save(self, workdir: str) -> None:
-    """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals) into workdir."""
+  def save(self, workdir: str, source: dict | None = None) -> None:
+    """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals, and what it was built from)."""
     with open(os.path.join(workdir, "vocab.tsv"), "w", encoding="utf-8") as f:
       f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
-    stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8}
+    stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8,
+             "source": source or {}}
     with open(os.path.join(workdir, "vocab.json"), "w") as f:
       json.dump(stats, f, indent=2)
 
@@ -51,6 +52,15 @@ class Vocab:
     with open(os.path.join(workdir, "vocab.json")) as f:
       stats = json.load(f)
     return cls(words, np.asarray(counts, np.int64), stats["total_tokens"], stats["invalid_utf8"])
+
+
+def saved_source(workdir: str) -> dict | None:
+  """What the vocabulary in workdir was built from (see Vocab.save), or None if there is none."""
+  try:
+    with open(os.path.join(workdir, "vocab.json")) as f:
+      return json.load(f).get("source")
+  except (OSError, ValueError):
+    return None
 
 
 def count_words(

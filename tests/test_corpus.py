@@ -1,0 +1,132 @@
+"""corpus: file globbing, piecewise reading of plain/.gz/.zip files, UTF-8 repair and lowercasing."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zipfile
+
+import pytest
+
+from w2v_jax import corpus
+from w2v_jax.errors import UserError
+
+TEXT = "the quick brown fox\njumps over\n\n  the lazy\tdog  \nÜber naïve ÉCOLE\n" * 20
+
+
+def read_all(files: list[str], lowercase: bool = False, piece_bytes: int = corpus.PIECE_BYTES, stats=None) -> bytes:
+  return b"".join(corpus.read_pieces(files, lowercase, stats, piece_bytes=piece_bytes))
+
+
+def test_corpus_files_expands_and_sorts_globs(write_corpus, tmp_path) -> None:
+  """A glob gives its regular files sorted; directories are skipped."""
+  b = write_corpus("b.txt", "x\n")
+  a = write_corpus("a.txt", "y\n")
+  (tmp_path / "c.txt").mkdir()
+  assert corpus.corpus_files(str(tmp_path / "*.txt")) == [a, b]
+  assert corpus.corpus_files(a) == [a]
+
+
+@pytest.mark.parametrize("case", ["unset", "missing", "empty"])
+def test_corpus_files_errors(write_corpus, tmp_path, case: str) -> None:
+  """An empty pattern, no matching file, or only empty files is a one-line UserError naming the fix."""
+  pattern = {"unset": "", "missing": str(tmp_path / "nope*.txt"), "empty": write_corpus("e.txt", "")}[case]
+  with pytest.raises(UserError, match="config.corpus") as info:
+    corpus.corpus_files(pattern)
+  assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("piece_bytes", [7, 64, corpus.PIECE_BYTES])
+def test_pieces_concatenate_to_the_file(write_corpus, piece_bytes: int) -> None:
+  """Joined pieces are the file's bytes; pieces end after a newline or whitespace unless a token is too long."""
+  path = write_corpus("c.txt", TEXT)
+  pieces = list(corpus.read_pieces([path], False, piece_bytes=piece_bytes))
+  assert b"".join(pieces) == TEXT.encode()
+  for piece in pieces[:-1]:
+    assert len(piece) <= 2 * max(piece_bytes, 1) + 1
+    if piece_bytes >= 8:  # longer than every token here: never cut inside one
+      assert piece[-1:] in (b"\n", b" ", b"\t")
+
+
+def test_long_line_is_cut_at_whitespace(write_corpus) -> None:
+  """A line much longer than a piece is split between tokens: every token survives whole."""
+  line = " ".join(f"token{i}" for i in range(500))
+  path = write_corpus("long.txt", line + "\nend\n")
+  pieces = list(corpus.read_pieces([path], False, piece_bytes=50))
+  assert len(pieces) > 50
+  assert b"".join(pieces).split() == (line + " end").encode().split()
+  assert [t for p in pieces for t in p.split()] == (line + " end").encode().split()
+
+
+def test_token_longer_than_a_piece_is_not_cut_inside_a_character(write_corpus) -> None:
+  """A token longer than a piece may be split, but only between characters: no U+FFFD, nothing counted."""
+  word = "ÜÉï€" * 10  # 90 bytes of 2- and 3-byte characters, no whitespace
+  path = write_corpus("w.txt", f"a {word} b\n")
+  for piece_bytes in (1, 5, 16):
+    stats = corpus.ReadStats()
+    out = read_all([path], stats=stats, piece_bytes=piece_bytes).decode("utf-8")
+    assert out == f"a {word} b\n"
+    assert stats.invalid_utf8 == 0
+
+
+def test_every_file_ends_its_last_line(write_corpus) -> None:
+  """A file without a final newline still ends its sentence: lines never run across files."""
+  a = write_corpus("a.txt", "one two")
+  b = write_corpus("b.txt", "three\nfour")
+  assert read_all([a, b]) == b"one two\nthree\nfour\n"
+  assert read_all([a, b], piece_bytes=3) == b"one two\nthree\nfour\n"
+
+
+def test_gzip_and_zip_read_like_plain_text(write_corpus, tmp_path) -> None:
+  """.gz and single-member .zip corpora give the same bytes as the plain file."""
+  plain = write_corpus("c.txt", TEXT)
+  gz = write_corpus("c.txt.gz", gzip.compress(TEXT.encode()))
+  zipped = str(tmp_path / "c.zip")
+  with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("inner/c.txt", TEXT)
+  for piece_bytes in (16, corpus.PIECE_BYTES):
+    want = read_all([plain], piece_bytes=piece_bytes)
+    assert read_all([gz], piece_bytes=piece_bytes) == want
+    assert read_all([zipped], piece_bytes=piece_bytes) == want
+
+
+def test_zip_with_several_members_is_a_user_error(tmp_path) -> None:
+  """A .zip must hold exactly one text file."""
+  path = str(tmp_path / "two.zip")
+  with zipfile.ZipFile(path, "w") as z:
+    z.writestr("a.txt", "a\n")
+    z.writestr("b.txt", "b\n")
+  with pytest.raises(UserError, match="exactly one"):
+    read_all([path])
+
+
+def test_truncated_gzip_is_a_user_error(write_corpus) -> None:
+  """A damaged .gz is a UserError naming the file, not a traceback."""
+  data = gzip.compress(os.urandom(4000).hex().encode())
+  path = write_corpus("bad.txt.gz", data[: len(data) // 2])
+  with pytest.raises(UserError, match="bad.txt.gz"):
+    read_all([path])
+
+
+def test_invalid_utf8_is_replaced_and_counted(write_corpus) -> None:
+  """Invalid UTF-8 becomes U+FFFD and is counted once per bad sequence; a literal U+FFFD is not counted."""
+  raw = b"ok \xff\xfe word\ncut \xe2\x82 end\nreal \xef\xbf\xbd char\n"
+  path = write_corpus("bad.txt", raw)
+  for lowercase in (False, True):
+    stats = corpus.ReadStats()
+    out = read_all([path], lowercase, stats=stats)
+    assert out == raw.decode("utf-8", errors="replace").encode()
+    assert stats.invalid_utf8 == 3
+
+
+def test_lowercase_handles_non_ascii(write_corpus) -> None:
+  """lowercase=True lowercases beyond ASCII ('Über' -> 'über'); False leaves the bytes alone."""
+  path = write_corpus("u.txt", "Über ÉCOLE Straße ΑΘΗΝΑ\n")
+  assert read_all([path], True).decode() == "über école straße αθηνα\n"
+  assert read_all([path], False).decode() == "Über ÉCOLE Straße ΑΘΗΝΑ\n"
+
+
+def test_missing_file_in_list_is_a_user_error(tmp_path) -> None:
+  """A file that vanished between globbing and reading is a UserError."""
+  with pytest.raises(UserError, match="cannot read"):
+    read_all([str(tmp_path / "gone.txt")])

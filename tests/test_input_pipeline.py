@@ -1,0 +1,202 @@
+"""input_pipeline: tokenization, numpy vs tf.data batches, and that packing never loses a token."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+import pytest
+
+from w2v_jax import corpus, input_pipeline
+from w2v_jax.vocab import Vocab, build_vocab
+
+SEP, OOV = input_pipeline.SEP, input_pipeline.OOV
+
+
+def make_text(seed: int, n_lines: int = 120) -> str:
+  """Lines of common words, one-off (OOV) words, blank lines, tabs/CRs and a few lines > a block."""
+  rng = np.random.default_rng(seed)
+  words = [f"w{i}" for i in range(25)] + ["Über", "ÉCOLE", "naïve"]
+  lines = []
+  for n in range(n_lines):
+    length = int(rng.integers(0, 12)) if n % 17 else 70  # every 17th line is longer than a block
+    line = [str(rng.choice(words)) if rng.random() > 0.1 else f"rare{n}x{k}" for k in range(length)]
+    sep = str(rng.choice([" ", "  ", "\t", " \t "]))
+    lines.append(sep.join(line) + ("\r" if n % 11 == 3 else ""))
+  return "\n".join(lines) + "\n"
+
+
+def reference_ids(texts: list[str], vocab: Vocab, lowercase: bool) -> list[int]:
+  """Split-based tokenization: ids (OOV for unknown words), a SEP after every line of every file."""
+  index = {w: i for i, w in enumerate(vocab.words)}
+  ids: list[int] = []
+  for text in texts:
+    lines = (text.lower() if lowercase else text).split("\n")
+    if lines[-1] == "":
+      lines.pop()
+    for line in lines:
+      ids.extend(index.get(w, OOV) for w in re.split(r"[ \t\r\x0b\x0c]+", line) if w)
+      ids.append(SEP)
+  return ids
+
+
+@pytest.fixture
+def two_files(write_corpus) -> tuple[list[str], list[str]]:
+  """Two corpus files (the second without a final newline) and their texts."""
+  texts = [make_text(0), make_text(1).rstrip("\n")]
+  return [write_corpus("a.txt", texts[0]), write_corpus("b.txt", texts[1])], texts
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_tokenize_matches_split_reference(two_files, lowercase: bool) -> None:
+  """tokenize() equals a Python split-based tokenization, SEPs at line ends and at each file's end."""
+  files, texts = two_files
+  vocab = build_vocab(files, lowercase, min_count=2)
+  assert ("über" in vocab.words) == lowercase and ("Über" in vocab.words) != lowercase
+  got = input_pipeline.tokenize(files, vocab, lowercase)
+  assert got.dtype == np.int32
+  want = reference_ids(texts, vocab, lowercase)
+  assert OOV in want and want.count(SEP) == texts[0].count("\n") + texts[1].count("\n") + 1
+  np.testing.assert_array_equal(got, want)
+
+
+def test_tokenize_with_tiny_pieces(two_files, monkeypatch) -> None:
+  """Lines longer than a piece are cut at whitespace: the stream is unchanged, no token lost or split."""
+  files, texts = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  monkeypatch.setattr(corpus, "read_pieces", functools.partial(corpus.read_pieces, piece_bytes=37))
+  assert len(list(corpus.read_pieces(files, False))) > 100
+  np.testing.assert_array_equal(input_pipeline.tokenize(files, vocab, False), reference_ids(texts, vocab, False))
+
+
+def test_token_cache_round_trip(two_files, tmp_path) -> None:
+  """write_token_cache maps back exactly the tokenize() stream; an empty cache reads as no tokens."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  cache = input_pipeline.write_token_cache(files, vocab, False, str(tmp_path / "tokens.i32"))
+  np.testing.assert_array_equal(cache, input_pipeline.tokenize(files, vocab, False))
+  (tmp_path / "empty.i32").write_bytes(b"")
+  assert len(input_pipeline.read_token_cache(str(tmp_path / "empty.i32"))) == 0
+
+
+def collapse_seps(ids: np.ndarray) -> np.ndarray:
+  """Removes OOV, merges runs of SEP into one and strips SEPs at both ends."""
+  ids = ids[ids != OOV]
+  keep = np.ones(len(ids), bool)
+  keep[1:] = ~((ids[1:] == SEP) & (ids[:-1] == SEP))
+  ids = ids[keep]
+  start = int(ids[0] == SEP) if len(ids) else 0
+  end = len(ids) - int(len(ids) > 0 and ids[-1] == SEP)
+  return ids[start:end]
+
+
+@pytest.mark.parametrize("input_path", ["numpy", pytest.param("tfdata", marks=pytest.mark.needs_tf)])
+def test_packing_by_hand(tiny_vocab: Vocab, input_path: str) -> None:
+  """A hand-packed example: OOV dropped, greedy blocks across sentences, all-SEP blocks skipped, SEP padding."""
+  S = SEP
+  stream = np.array([0, 1, OOV, 2, S, 3, 4, 0, 1, 2, S, S, S, S, S, S, S, 4, S], np.int32)
+  args = (tiny_vocab, 0.0, 0, 0, 8, 4)
+  if input_path == "numpy":
+    batches = list(input_pipeline.numpy_batches(stream, *args))
+  else:
+    batches = list(input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream), *args).as_numpy_iterator())
+  assert len(batches) == 2
+  np.testing.assert_array_equal(batches[0]["tokens"], [[0, 1, 2, S], [3, 4, 0, 1]])
+  np.testing.assert_array_equal(batches[1]["tokens"], [[2, S, S, S], [4, S, S, S]])  # [S, S, S, S] skipped
+  # raw_end: corpus tokens (OOV included, SEP not) up to the batch's last token.
+  assert [int(b["raw_end"]) for b in batches] == [8, 10]
+
+
+@pytest.mark.parametrize("batch_size,block_length", [(96, 16), (64, 64)])
+def test_numpy_batches_without_sampling_lose_no_token(two_files, batch_size: int, block_length: int) -> None:
+  """With sample=0 the batches hold every in-vocabulary token in order, a sentence break at every line end."""
+  files, texts = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  stream = np.asarray(reference_ids(texts, vocab, False), np.int32)
+  batches = list(input_pipeline.numpy_batches(stream, vocab, 0.0, 0, 0, batch_size, block_length, chunk_tokens=50))
+  for batch in batches:
+    assert batch["tokens"].dtype == np.int32
+    assert batch["tokens"].shape == (batch_size // block_length, block_length)
+  flat = np.concatenate([b["tokens"].ravel() for b in batches])
+  np.testing.assert_array_equal(flat[flat >= 0], stream[stream >= 0])
+  np.testing.assert_array_equal(collapse_seps(flat), collapse_seps(stream))
+  assert (flat >= 0).sum() == vocab.train_words
+  ends = [int(b["raw_end"]) for b in batches]
+  assert ends == sorted(ends) and ends[-1] == vocab.total_tokens  # OOV tokens count as read too
+
+
+@pytest.mark.needs_tf
+@pytest.mark.parametrize("sample,seed,epoch,chunk_tokens", [
+    (0.0, 0, 0, 37), (0.0, 0, 0, 1 << 22), (1e-3, 0, 1, 37), (1e-3, 5, 3, 1 << 22)])
+def test_tf_batches_equal_numpy_batches(two_files, sample: float, seed: int, epoch: int, chunk_tokens: int) -> None:
+  """tf.data (from the token cache or from the text) and numpy yield identical batches and raw_ends."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  stream = input_pipeline.tokenize(files, vocab, False)
+  args = (vocab, sample, seed, epoch, 96, 16)
+  want = list(input_pipeline.numpy_batches(stream, *args, chunk_tokens=chunk_tokens))
+  sources = [input_pipeline.tf_cached_ids(stream, chunk_tokens=chunk_tokens)]
+  if chunk_tokens > 1000:
+    sources.append(input_pipeline.tf_text_ids(files, vocab, False))
+  if sample:
+    assert sum((b["tokens"] >= 0).sum() for b in want) < 0.9 * vocab.train_words  # really subsampled
+  for ids in sources:
+    got = list(input_pipeline.tf_batches(ids, *args).as_numpy_iterator())
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+      assert g.keys() == w.keys()
+      np.testing.assert_array_equal(g["tokens"], w["tokens"])
+      assert g["tokens"].dtype == np.int32
+      for name in g.keys() - {"tokens"}:  # raw_end (and any other per-batch counters)
+        assert int(g[name]) == int(w[name]), name
+
+
+@pytest.mark.needs_tf
+def test_tf_text_ids_with_tiny_pieces(two_files, monkeypatch) -> None:
+  """tf_text_ids over pieces cut mid-line gives the same stream as the split-based reference."""
+  files, texts = two_files
+  vocab = build_vocab(files, True, min_count=2)
+  monkeypatch.setattr(corpus, "read_pieces", functools.partial(corpus.read_pieces, piece_bytes=29))
+  got = np.concatenate(list(input_pipeline.tf_text_ids(files, vocab, True).as_numpy_iterator()))
+  np.testing.assert_array_equal(got, reference_ids(texts, vocab, True))
+
+
+@pytest.mark.needs_tf
+def test_line_longer_than_a_piece(write_corpus) -> None:
+  """A single line longer than corpus.PIECE_BYTES loses no token, in numpy and tf.data tokenization."""
+  rng = np.random.default_rng(3)
+  words = [f"tok{i}" for i in range(40)]
+  n = corpus.PIECE_BYTES // 5 + 1000
+  long_line = " ".join(words[i] for i in rng.integers(0, 40, n))
+  assert len(long_line) > corpus.PIECE_BYTES
+  text = "tok1 tok2\n" + long_line + "\ntok3\n"
+  path = write_corpus("long.txt", text)
+  vocab = build_vocab([path], False, min_count=1)
+  assert vocab.total_tokens == n + 3
+  want = reference_ids([text], vocab, False)
+  np.testing.assert_array_equal(input_pipeline.tokenize([path], vocab, False), want)
+  got = np.concatenate(list(input_pipeline.tf_text_ids([path], vocab, False).as_numpy_iterator()))
+  np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("input_path", ["numpy", pytest.param("tfdata", marks=pytest.mark.needs_tf)])
+def test_resuming_after_a_batch_yields_the_remaining_batches(two_files, input_path: str) -> None:
+  """Restarting from a batch's end_index/raw_end gives exactly the batches an uninterrupted pass gives next."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  stream = input_pipeline.tokenize(files, vocab, False)
+  args = (vocab, 1e-3, 2, 1, 64, 16)
+  full = list(input_pipeline.numpy_batches(stream, *args, chunk_tokens=41))
+  assert len(full) > 5
+  for k in ([0, 2, len(full) - 2] if input_path == "numpy" else [2]):
+    start = (int(full[k]["end_index"]), int(full[k]["raw_end"]))
+    if input_path == "numpy":
+      rest = list(input_pipeline.numpy_batches(stream, *args, *start, chunk_tokens=41))
+    else:
+      ids = input_pipeline.tf_cached_ids(stream, start[0], chunk_tokens=41)
+      rest = list(input_pipeline.tf_batches(ids, *args, *start).as_numpy_iterator())
+    assert len(rest) == len(full) - k - 1
+    for g, w in zip(rest, full[k + 1:]):
+      np.testing.assert_array_equal(g["tokens"], w["tokens"])
+      assert (int(g["raw_end"]), int(g["end_index"])) == (int(w["raw_end"]), int(w["end_index"]))

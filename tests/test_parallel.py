@@ -1,0 +1,239 @@
+"""parallel: the data-parallel step equals the single-device one, and never moves a whole table.
+
+Multi-device cases run this file as a script in a subprocess with 8 fake CPU devices (the device
+count is fixed when JAX starts); the script prints JSON that the tests assert on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+FAKE_DEVICES = 8
+SEP = -1
+VOCAB, DIM, BLOCKS, LENGTH, WINDOW, NEGATIVE = 200, 8, 8, 32, 2, 3
+LR, CAP, STEPS = 0.25, 2, 3  # at most 2 touches' worth of update per row: the global duplicate count matters
+BIG_VOCAB = 100_000
+
+
+def start_worker(case: str) -> subprocess.Popen:
+  """Starts `case` of this file in a fresh Python with FAKE_DEVICES CPU devices (it prints JSON)."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES=str(FAKE_DEVICES))
+  env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={FAKE_DEVICES}".strip()
+  return subprocess.Popen([sys.executable, __file__, case], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+
+
+def worker_result(proc: subprocess.Popen) -> dict:
+  """The JSON a worker printed; fails with its stderr if it crashed."""
+  stdout, stderr = proc.communicate(timeout=300)
+  assert proc.returncode == 0, stderr[-4000:]
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+# ---- worker side (runs in the subprocess; imports JAX only there) ----
+
+
+def _problem(vocab: int, seed: int = 0):
+  """Random tables, a Zipf-like alias sampler, and STEPS token batches with sentence ends and padding."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from w2v_jax import sampling
+  from w2v_jax.model import Tables
+  from w2v_jax.train_step import Sampler
+
+  rng = np.random.default_rng(seed)
+  tables = Tables(jnp.asarray(rng.normal(0, 0.5, (vocab, DIM)), jnp.float32),
+                  jnp.asarray(rng.normal(0, 0.5, (vocab, DIM)), jnp.float32), jnp.zeros(vocab, jnp.int32))
+  counts = np.maximum(1e4 / np.arange(1, vocab + 1), 1)
+  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
+  batches = []
+  for _ in range(STEPS):
+    tokens = rng.choice(vocab, size=(BLOCKS, LENGTH), p=counts / counts.sum()).astype(np.int32)
+    tokens[:, 11] = SEP
+    tokens[0, 20:] = SEP
+    batches.append(tokens)
+  return tables, Sampler(jnp.asarray(thresholds), jnp.asarray(alias)), batches
+
+
+def _train(step, tables, metrics, batches, sampler):
+  """STEPS steps with the keys the trainer would use (fold_in of a base key)."""
+  import jax
+  import numpy as np
+
+  for i, tokens in enumerate(batches):
+    tables, metrics = step(tables, metrics, tokens, np.float32(LR), jax.random.fold_in(jax.random.key(3), i), sampler)
+  return tables, metrics
+
+
+def _config(model: str):
+  """The step config with the duplicate cap at CAP touches (a count or a summed lr, by field name)."""
+  import dataclasses
+
+  from w2v_jax.train_step import StepConfig
+
+  field = next(f.name for f in dataclasses.fields(StepConfig) if f.name in ("duplicate_cap", "max_row_lr"))
+  return StepConfig(model, WINDOW, NEGATIVE, **{field: CAP * LR if field == "max_row_lr" else CAP})
+
+
+def _diff(a, b) -> float:
+  import numpy as np
+
+  return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def worker_equality() -> dict:
+  """Both layouts and models on 8 devices against make_train_step: max differences and layouts."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from w2v_jax import parallel
+  from w2v_jax.train_step import make_train_step
+
+  mesh = parallel.make_mesh()
+  results = {}
+  for model in ("skipgram", "cbow"):
+    cfg = _config(model)
+    tables, sampler, batches = _problem(VOCAB)
+    want, want_metrics = _train(make_train_step(cfg), tables, jnp.zeros(2), batches, sampler)
+    for layout in parallel.TABLE_LAYOUTS:
+      tables, sampler, batches = _problem(VOCAB)
+      initial = np.asarray(tables.input)  # the steps donate (and may delete) the tables they are given
+      step = parallel.make_parallel_train_step(cfg, mesh, layout)
+      got, metrics = _train(step, parallel.shard_tables(tables, mesh, layout), parallel.replicate(jnp.zeros(2), mesh),
+                            batches, sampler)
+      results[f"{model}/{layout}"] = {
+          "input": _diff(got.input, want.input), "output": _diff(got.output, want.output),
+          "moved": _diff(got.input, initial), "touched": int(jnp.abs(got.touched).max()),
+          "metrics": [float(x) for x in metrics], "want_metrics": [float(x) for x in want_metrics],
+          "specs": [list(x.sharding.spec) for x in got], "devices": len(got.input.sharding.device_set),
+      }
+  return results
+
+
+def worker_collectives() -> dict:
+  """collectives_report of the compiled step with a large vocabulary, and of a step that psums a table."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax.sharding import PartitionSpec as P
+
+  from w2v_jax import parallel
+
+  mesh = parallel.make_mesh()
+  tables, sampler, batches = _problem(BIG_VOCAB)
+  cfg = _config("skipgram")
+  results = {}
+  for layout in parallel.TABLE_LAYOUTS:
+    step = parallel.make_parallel_train_step(cfg, mesh, layout)
+    args = (parallel.shard_tables(tables, mesh, layout), parallel.replicate(jnp.zeros(2), mesh), batches[0],
+            np.float32(LR), jax.random.key(0), sampler)
+    results[layout] = parallel.collectives_report(step, *args)
+  dense = jax.jit(jax.shard_map(lambda t: jax.lax.psum(t, "data"), mesh=mesh, in_specs=P(), out_specs=P()))
+  results["dense_psum"] = parallel.collectives_report(dense, tables.input)
+  return results
+
+
+def worker_device_counts() -> dict:
+  """Sharded skipgram on meshes of 1, 2, 4 devices with V not a multiple of 4 (padded rows)."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from w2v_jax import parallel
+
+  vocab = VOCAB + 2
+  cfg = _config("skipgram")
+  results, first = {}, None
+  for n in (1, 2, 4):
+    mesh = parallel.make_mesh(n)
+    tables, sampler, batches = _problem(vocab, seed=1)
+    initial = np.asarray(tables.input)
+    step = parallel.make_parallel_train_step(cfg, mesh, "sharded")
+    got, _ = _train(step, parallel.shard_tables(tables, mesh, "sharded"), parallel.replicate(jnp.zeros(2), mesh),
+                    batches, sampler)
+    rows, got = got.input.shape[0], parallel.unshard_tables(got, vocab)
+    first = got if first is None else first
+    results[str(n)] = {"rows": rows, "input": _diff(got.input, first.input), "output": _diff(got.output, first.output),
+                       "moved": _diff(got.input, initial)}
+  return results
+
+
+# ---- tests ----
+
+
+@pytest.fixture(scope="module")
+def workers():
+  """All workers started at once (compiling is mostly single-threaded: they share the cores)."""
+  procs = {case: start_worker(case) for case in ("equality", "collectives", "device_counts")}
+  yield procs
+  for proc in procs.values():
+    if proc.poll() is None:
+      proc.kill()
+      proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def equality(workers) -> dict:
+  return worker_result(workers["equality"])
+
+
+@pytest.mark.parametrize("layout", ["replicated", "sharded"])
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_parallel_step_equals_single_device(equality: dict, model: str, layout: str) -> None:
+  """8 devices, 3 steps with duplicate damping: same tables and metrics as make_train_step, laid out as asked."""
+  r = equality[f"{model}/{layout}"]
+  assert r["moved"] > 1e-3  # the step really trains
+  assert r["input"] < 1e-5 and r["output"] < 1e-5, r
+  assert r["touched"] == 0
+  assert r["metrics"] == pytest.approx(r["want_metrics"], rel=1e-5)
+  assert r["devices"] == FAKE_DEVICES
+  if layout == "replicated":
+    assert r["specs"] == [[], [], []]
+  else:
+    assert r["specs"] == [["data", None], ["data", None], ["data"]]
+
+
+def test_collectives_never_move_a_table(workers) -> None:
+  """With V=100k, D=8, every collective of the compiled step is far below one V x D table."""
+  reports = worker_result(workers["collectives"])
+  table_bytes = BIG_VOCAB * DIM * 4
+  for layout in ("replicated", "sharded"):
+    report = reports[layout]
+    assert report["all-gather"] > 0 and report["all-reduce"] + report["reduce-scatter"] > 0, report
+    assert report["max_bytes"] < table_bytes // 10, report
+  # The parser does see a table-sized collective when there is one.
+  assert reports["dense_psum"]["all-reduce"] == 1
+  assert reports["dense_psum"]["max_bytes"] == table_bytes
+
+
+def test_one_two_four_devices_agree(workers) -> None:
+  """The sharded step on 1, 2 and 4 devices (V padded 202 -> 204 on 4) trains the same tables."""
+  results = worker_result(workers["device_counts"])
+  assert [results[n]["rows"] for n in ("1", "2", "4")] == [VOCAB + 2, VOCAB + 2, VOCAB + 4]
+  for n in ("2", "4"):
+    assert results[n]["input"] < 1e-5 and results[n]["output"] < 1e-5, results
+  assert results["1"]["moved"] > 1e-3
+
+
+def test_layout_and_mesh_arguments_are_checked() -> None:
+  """Unknown layouts and more devices than exist fail with ValueError; padding rounds up per layout."""
+  from w2v_jax import parallel
+
+  mesh = parallel.make_mesh()
+  with pytest.raises(ValueError, match="layout"):
+    parallel.table_specs("columns")
+  with pytest.raises(ValueError, match="num_devices"):
+    parallel.make_mesh(len(mesh.devices.flat) + 1)
+  n = mesh.shape["data"]
+  assert parallel.padded_vocab_size(10 * n + 1, mesh, "sharded") == (11 * n if n > 1 else 10 * n + 1)
+  assert parallel.padded_vocab_size(10 * n + 1, mesh, "replicated") == 10 * n + 1
+
+
+if __name__ == "__main__":
+  print(json.dumps({"equality": worker_equality, "collectives": worker_collectives,
+                    "device_counts": worker_device_counts}[sys.argv[1]]()))

@@ -1,0 +1,172 @@
+"""Training end to end: bad inputs fail cleanly, planted structure is learned, train.py writes its outputs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+# Lines TensorFlow/absl/XLA may print on stderr whatever happens; not part of the program's output.
+_NOISE = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages before absl|To enable the following instructions)"
+                    r"|oneDNN|TensorFlow")
+
+
+def meaningful_lines(stderr: str) -> list[str]:
+  return [line for line in stderr.splitlines() if line.strip() and not _NOISE.search(line)]
+
+
+def train_command(workdir: str, *overrides: str) -> list[str]:
+  return [sys.executable, "train.py", "--config", "configs/tiny.py", "--workdir", workdir, *overrides]
+
+
+def subprocess_env() -> dict[str, str]:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", JAX_PLATFORMS="cpu")
+  env.pop("PYTHONPATH", None)
+  return env
+
+
+def synthetic_corpus(n_tokens: int, groups: list[list[str]], seed: int = 0) -> str:
+  """Sentences of 5-15 words, each drawn from a single group."""
+  rng = np.random.default_rng(seed)
+  lines, total = [], 0
+  while total < n_tokens:
+    group = groups[int(rng.integers(len(groups)))]
+    length = int(rng.integers(5, 16))
+    lines.append(" ".join(group[i] for i in rng.integers(0, len(group), length)))
+    total += length
+  return "\n".join(lines) + "\n"
+
+
+# case -> (overrides, a word the error line must contain); {corpus}/{tmp} are filled in.
+BAD_INPUTS = {
+    "missing_corpus": (["--config.corpus={tmp}/nope.txt"], "nope.txt"),
+    "empty_corpus": (["--config.corpus={tmp}/empty.txt"], "empty"),
+    "min_count_unreached": (["--config.corpus={corpus}", "--config.min_count=1000"], "min_count"),
+    "dim_0": (["--config.corpus={corpus}", "--config.dim=0"], "dim"),
+    "window_0": (["--config.corpus={corpus}", "--config.window=0"], "window"),
+    "negative_-1": (["--config.corpus={corpus}", "--config.negative=-1"], "negative"),
+    "sample_-0.1": (["--config.corpus={corpus}", "--config.sample=-0.1"], "sample"),
+    "model_foo": (["--config.corpus={corpus}", "--config.model=foo"], "model"),
+    "batch_not_multiple": (["--config.corpus={corpus}", "--config.batch_size=100"], "batch_size"),
+    "unwritable_workdir": (["--config.corpus={corpus}"], "workdir"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+  """Runs train.py once per bad input, all at once (each run is mostly interpreter start-up)."""
+  tmp = tmp_path_factory.mktemp("bad")
+  corpus = tmp / "corpus.txt"
+  corpus.write_text(synthetic_corpus(500, [[f"w{i}" for i in range(10)]]))
+  (tmp / "empty.txt").write_text("")
+  (tmp / "a_file").write_text("not a directory")
+  procs = {}
+  for case, (overrides, _) in BAD_INPUTS.items():
+    workdir = tmp / "a_file" / "run" if case == "unwritable_workdir" else tmp / case
+    args = [o.format(corpus=corpus, tmp=tmp) for o in overrides]
+    procs[case] = subprocess.Popen(train_command(str(workdir), *args), cwd=REPO, env=subprocess_env(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  results = {}
+  for case, proc in procs.items():
+    out, err = proc.communicate(timeout=300)
+    results[case] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+  return results
+
+
+@pytest.mark.slow  # the shared fixture starts ten interpreters
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_error_line(bad_runs, case: str) -> None:
+  """Every bad input: exit status 2, exactly one 'error: ...' line on stderr naming the problem, no traceback."""
+  run = bad_runs[case]
+  lines = meaningful_lines(run.stderr)
+  assert run.returncode == 2, run.stderr
+  assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+  assert BAD_INPUTS[case][1] in lines[0]
+  assert "Traceback" not in run.stderr + run.stdout
+
+
+# Words of the bundled WordSim-353 and SimLex-999 pairs, so the final evaluation has pairs to score.
+GROUPS = [
+    "love sex tiger cat book paper computer keyboard internet plane car train telephone communication "
+    "television radio media drug abuse bread".split(),
+    "old new smart intelligent hard difficult happy cheerful easy fast rapid glad short long stupid dumb "
+    "weird strange wide narrow".split(),
+]
+
+
+@pytest.fixture
+def tiny_config(monkeypatch):
+  """configs/tiny.py's config (the repository root is not a package on sys.path by itself)."""
+  monkeypatch.syspath_prepend(str(REPO))
+  return importlib.import_module("configs.tiny").get_config()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_gensim
+@pytest.mark.parametrize("model,input_path", [("skipgram", "tfdata"), ("cbow", "numpy")])
+def test_planted_groups_are_learned(tiny_config, tmp_path, model: str, input_path: str) -> None:
+  """Two disjoint word groups (sentences never mix them): every word's 5 nearest neighbours are its own group."""
+  from gensim.models import KeyedVectors
+
+  from w2v_jax import trainer
+
+  assert not set(GROUPS[0]) & set(GROUPS[1]) and all(len(g) == 20 for g in GROUPS)
+  corpus = tmp_path / "planted.txt"
+  corpus.write_text(synthetic_corpus(30_000, GROUPS, seed=1))
+  config = tiny_config
+  config.corpus = str(corpus)
+  config.model = model
+  config.input = input_path
+  config.epochs = 2
+  config.batch_size = 128
+  config.block_length = 32
+  config.eval_every_epoch = False
+  config.probe_words = ""
+  workdir = tmp_path / "run"
+  summary = trainer.train_and_evaluate(config, str(workdir))
+  assert summary["steps"] > 0
+
+  vectors = KeyedVectors.load_word2vec_format(str(workdir / "vectors.txt"), binary=False)
+  assert sorted(vectors.index_to_key) == sorted(GROUPS[0] + GROUPS[1])
+  for group in GROUPS:
+    for word in group:
+      neighbours = [w for w, _ in vectors.most_similar(word, topn=5)]
+      assert set(neighbours) <= set(group), (word, neighbours)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_gensim
+def test_train_py_end_to_end(tmp_path) -> None:
+  """train.py on a small corpus: exit 0; vocab.tsv, vectors.txt/.bin (gensim-readable, vocab order), config, events."""
+  from gensim.models import KeyedVectors
+
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(synthetic_corpus(3000, [[f"w{i}" for i in range(30)], [f"v{i}" for i in range(30)]]))
+  workdir = tmp_path / "run"
+  run = subprocess.run(train_command(str(workdir), f"--config.corpus={corpus}"), cwd=REPO, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "Traceback" not in run.stderr
+
+  words = [line.split("\t")[0] for line in (workdir / "vocab.tsv").read_text().splitlines()]
+  assert sorted(words) == sorted([f"w{i}" for i in range(30)] + [f"v{i}" for i in range(30)])
+  text = KeyedVectors.load_word2vec_format(str(workdir / "vectors.txt"), binary=False)
+  binary = KeyedVectors.load_word2vec_format(str(workdir / "vectors.bin"), binary=True)
+  assert text.index_to_key == binary.index_to_key == words
+  assert text.vector_size == binary.vector_size == 16
+  np.testing.assert_allclose(text.vectors, binary.vectors, rtol=1e-6)
+  assert np.isfinite(binary.vectors).all() and np.abs(binary.vectors).max() > 0
+
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["corpus"] == str(corpus) and config["dim"] == 16
+  events = list((workdir / "tensorboard").glob("events.out.tfevents*"))
+  assert events and events[0].stat().st_size > 0

@@ -1,0 +1,229 @@
+"""The data-parallel training step: the batch split over a 1-D 'data' mesh, tables replicated or sharded.
+
+Each device computes the gradients of its blocks; the scatter lists (ids, updates) are all-gathered,
+so every step moves O(batch rows x D) bytes and never a whole table. Randomness is drawn for the
+global batch with the single-device key, so the result equals `train_step.make_train_step`'s up to
+float summation order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import re
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from w2v_jax import train_step
+from w2v_jax.model import Tables
+from w2v_jax.train_step import Sampler, StepConfig
+
+AXIS = "data"
+TABLE_LAYOUTS = ("replicated", "sharded")
+COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+  """A 1-D mesh over axis 'data' of the first num_devices of jax.devices() (0: all, every process).
+
+  The axis is Auto (make_mesh's default is Explicit): jit's shardings and shard_map place the arrays,
+  and XLA may split the global random draw along the batch.
+  """
+  devices = jax.devices()
+  n = num_devices or len(devices)
+  if not 1 <= n <= len(devices):
+    raise ValueError(f"num_devices={num_devices} but {len(devices)} devices are available")
+  return jax.make_mesh((n,), (AXIS,), (AxisType.Auto,), devices=devices[:n])
+
+
+def _check_layout(layout: str) -> None:
+  if layout not in TABLE_LAYOUTS:
+    raise ValueError(f"layout={layout!r} must be one of {', '.join(TABLE_LAYOUTS)}")
+
+
+def table_specs(layout: str) -> Tables:
+  """The PartitionSpecs of the three table arrays: P() each, or split along the vocabulary."""
+  _check_layout(layout)
+  if layout == "replicated":
+    return Tables(P(), P(), P())
+  return Tables(P(AXIS, None), P(AXIS, None), P(AXIS))
+
+
+def padded_vocab_size(vocab_size: int, mesh: Mesh, layout: str) -> int:
+  """The rows the tables hold under this layout: V, or V rounded up to a multiple of the mesh size."""
+  _check_layout(layout)
+  n = mesh.shape[AXIS] if layout == "sharded" else 1
+  return -(-vocab_size // n) * n
+
+
+def shard_tables(tables: Tables, mesh: Mesh, layout: str) -> Tables:
+  """Places the tables on the mesh; "sharded" pads V with zero rows up to a multiple of the mesh size.
+
+  The padding rows are never drawn or touched (ids stay < V); `unshard_tables` drops them.
+  """
+  rows = padded_vocab_size(tables.input.shape[0], mesh, layout)
+  specs = table_specs(layout)
+
+  def place(x: jax.Array, spec: P) -> jax.Array:
+    x = jnp.asarray(x)
+    if x.shape[0] != rows:
+      x = jnp.pad(x, [(0, rows - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
+    return jax.device_put(x, NamedSharding(mesh, spec))
+
+  return Tables(*(place(x, s) for x, s in zip(tables, specs)))
+
+
+def replicate(x, mesh: Mesh) -> jax.Array:
+  """x on every device of the mesh: pass the metrics accumulator so, else the step compiles twice.
+
+  (An uncommitted jnp.zeros(2) and the step's own replicated output are different input types.)
+  """
+  return jax.device_put(jnp.asarray(x), NamedSharding(mesh, P()))
+
+
+def unshard_tables(tables: Tables, vocab_size: int) -> Tables:
+  """The first vocab_size rows of each table (drops the padding of the sharded layout)."""
+  return Tables(*(x[:vocab_size] for x in tables))
+
+
+def _compact(tokens: jax.Array, negatives: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Renumbers the ids of local blocks 0..n-1 (SEP stays -1): (distinct ids [n], tokens, negatives).
+
+  Equality between ids is preserved, so the single-device grads functions run unchanged on tables
+  holding just these n rows.
+  """
+  n_tokens = tokens.size
+  flat = jnp.concatenate([jnp.maximum(tokens, 0).reshape(-1), negatives.reshape(-1)])
+  ids, inverse = jnp.unique(flat, size=flat.size, return_inverse=True, fill_value=0)
+  inverse = inverse.reshape(-1).astype(jnp.int32)
+  local_tokens = jnp.where(tokens >= 0, inverse[:n_tokens].reshape(tokens.shape), -1)
+  return ids.astype(jnp.int32), local_tokens, inverse[n_tokens:].reshape(negatives.shape)
+
+
+def _fetch_rows(tables: Tables, ids: jax.Array) -> Tables:
+  """Full input/output rows of `ids` from vocabulary-sharded tables, O(global ids x D) traffic.
+
+  Every device's ids are all-gathered; each device looks up the rows it owns (zeros elsewhere) and a
+  reduce-scatter returns each device the sum over owners, i.e. its own rows.
+  """
+  shard_rows = tables.input.shape[0]
+  all_ids = jax.lax.all_gather(ids, AXIS)  # [devices, n]
+  local = all_ids - jax.lax.axis_index(AXIS) * shard_rows
+  own = (local >= 0) & (local < shard_rows)
+  local = jnp.where(own, local, 0)
+
+  def rows(table: jax.Array) -> jax.Array:  # one collective per table: a fused concat is 8x slower on CPU
+    return jax.lax.psum_scatter(jnp.where(own[..., None], table[local], 0.0), AXIS)  # [n, D]
+
+  return Tables(rows(tables.input), rows(tables.output), jnp.zeros(ids.shape, jnp.int32))
+
+
+def _own_entries(tables: Tables, tokens, negatives, neg_valid, grads):
+  """The global scatter list restricted to this device's vocabulary shard, in local row indices.
+
+  Entries owned elsewhere get a SEP token / invalid negative and a zero update, so apply_update
+  skips them in the duplicate counts and adds nothing.
+  """
+  shard_rows = tables.input.shape[0]
+  offset = jax.lax.axis_index(AXIS) * shard_rows
+  own_token = (tokens >= offset) & (tokens < offset + shard_rows)
+  own_negative = (negatives >= offset) & (negatives < offset + shard_rows)
+  g_in, g_out, g_neg = grads
+  grads = (g_in * own_token[..., None], g_out * own_token[..., None], g_neg * own_negative[..., None])
+  tokens = jnp.where(own_token, tokens - offset, -1)
+  negatives = jnp.where(own_negative, negatives - offset, 0)
+  return tokens, negatives, neg_valid & own_negative, grads
+
+
+def _update_cap(cfg: StepConfig) -> float:
+  """The duplicate cap train_step passes to apply_update (a count, duplicate_cap, or a summed lr, max_row_lr)."""
+  field = next(f.name for f in dataclasses.fields(cfg) if f.name in ("duplicate_cap", "max_row_lr"))
+  return getattr(cfg, field)
+
+
+def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, shrink, negatives, lr):
+  """The per-device body: local grads, all-gathered scatter list, update of this device's table part."""
+  grads_fn = train_step.skipgram_grads if cfg.model == "skipgram" else train_step.cbow_grads
+  if layout == "replicated":
+    loss, count, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
+  else:
+    ids, local_tokens, local_negatives = _compact(tokens, negatives)
+    rows = _fetch_rows(tables, ids)
+    loss, count, grads, neg_valid = grads_fn(cfg, rows, local_tokens, shrink, local_negatives)
+  # The global scatter list, identical on every device (so replicas stay identical).
+  gather = functools.partial(jax.lax.all_gather, axis_name=AXIS, tiled=True, to="invarying")
+  tokens, negatives, neg_valid, grads = gather((tokens, negatives, neg_valid, grads))
+  if layout == "sharded":
+    tokens, negatives, neg_valid, grads = _own_entries(tables, tokens, negatives, neg_valid, grads)
+  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, _update_cap(cfg))
+  totals = jax.lax.psum(jnp.stack([loss, count.astype(jnp.float32)]), AXIS)
+  return tables, metrics + totals
+
+
+def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, metrics: jax.Array,
+                        tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """train_step.train_step with the batch split over the mesh (to be jitted with the shardings)."""
+  shrink, negatives = train_step.draw(cfg, key, tokens, sampler)  # the global draw, as on one device
+  blocks = P(AXIS)
+  body = jax.shard_map(
+      functools.partial(_local_step, cfg, layout), mesh=mesh,
+      in_specs=(table_specs(layout), P(), blocks, blocks, blocks, P()),
+      out_specs=(table_specs(layout), P()))
+  return body(tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
+
+
+def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str) -> Callable:
+  """The jitted data-parallel step, signature of make_train_step's: tables and metrics donated.
+
+  tokens [B, L] are split along B (B divisible by the mesh size); everything else is replicated.
+  With "sharded" the tables must come from shard_tables (V padded to a multiple of the mesh size).
+  """
+  _check_layout(layout)
+  tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(
+      functools.partial(parallel_train_step, cfg, mesh, layout),
+      in_shardings=(tables_sharding, replicated, NamedSharding(mesh, P(AXIS, None)), replicated, replicated,
+                    replicated),
+      out_shardings=(tables_sharding, replicated),
+      donate_argnums=(0, 1))
+
+
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4,
+                "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16}
+_SHAPE = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
+_COLLECTIVE = re.compile(r"=\s*(.*?)\s(" + "|".join(COLLECTIVES) + r")(?:-start)?\((.*)$")
+
+
+def _shape_bytes(text: str) -> int:
+  """Total bytes of the array shapes written in an HLO fragment."""
+  total = 0
+  for dtype, dims in _SHAPE.findall(text):
+    if dtype in _DTYPE_BYTES:
+      total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in filter(None, dims.split(",")))
+  return total
+
+
+def collectives_report(step_fn, *example_args) -> dict[str, int]:
+  """Collective ops in the compiled step: '<op>' count and '<op>.bytes' summed, plus 'max_bytes'.
+
+  An op's size is the larger of its result and operands (an all-gather's result, a reduce-scatter's
+  operand), so max_bytes bounds what any one collective moves.
+  """
+  hlo = step_fn.lower(*example_args).compile().as_text()
+  report = {op: 0 for op in COLLECTIVES} | {f"{op}.bytes": 0 for op in COLLECTIVES} | {"max_bytes": 0}
+  for line in hlo.splitlines():
+    match = _COLLECTIVE.search(line)
+    if not match:
+      continue
+    result, op, operands = match.groups()
+    size = max(_shape_bytes(result), _shape_bytes(operands.split(")")[0]))
+    report[op] += 1
+    report[f"{op}.bytes"] += size
+    report["max_bytes"] = max(report["max_bytes"], size)
+  return report
