@@ -12,12 +12,15 @@ Google analogy set) run unless --no_bundled; --similarity/--analogy files are ad
 
 import json
 import math
+import os
 import re
 
+import numpy as np
 from absl import app, flags, logging
 
-from w2v_jax import evaluation, export, word2vec_format
+from w2v_jax import checkpointing, evaluation, export, word2vec_format
 from w2v_jax.errors import UserError, exit_on_user_error
+from w2v_jax.vocab import Vocab
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("vectors", None, "A word2vec text or binary vectors file to evaluate.")
@@ -55,10 +58,24 @@ def _null_nan(value):
   return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def load_workdir(workdir: str) -> tuple[str, list[str], np.ndarray]:
+  """A training run's vectors: its latest good checkpoint if any, else its exported vectors.bin."""
+  config_path = os.path.join(workdir, "config.json")
+  if checkpointing.has_checkpoints(workdir) and os.path.exists(config_path):
+    vocab = Vocab.load(workdir)
+    with open(config_path) as f:
+      dim = json.load(f)["dim"]
+    vectors = checkpointing.latest_input_table(workdir, vocab.size, dim)
+    if vectors is not None:
+      return f"{workdir}/checkpoints (latest)", vocab.words, vectors
+  path = evaluation.vectors_for_workdir(workdir)
+  return str(path), *word2vec_format.read_word2vec(path)
+
+
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # absl's INFO default would show jax's backend probing
+    logging.set_verbosity(logging.ERROR)  # absl's INFO default shows jax's backend probing, Orbax's options
   if len(argv) > 1:
     raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; see --help")
   if (FLAGS.vectors is None) == (FLAGS.workdir is None):
@@ -66,8 +83,11 @@ def main(argv: list[str]) -> None:
   if FLAGS.restrict_vocab < 0:
     raise UserError(f"--restrict_vocab must be >= 0 (0 = all words), got {FLAGS.restrict_vocab}")
   query = parse_query(FLAGS.query) if FLAGS.query is not None else None
-  path = FLAGS.vectors or evaluation.vectors_for_workdir(FLAGS.workdir)
-  words, vectors = word2vec_format.read_word2vec(path)
+  if FLAGS.vectors:
+    path = FLAGS.vectors
+    words, vectors = word2vec_format.read_word2vec(path)
+  else:
+    path, words, vectors = load_workdir(FLAGS.workdir)
   emb = evaluation.Embeddings(words, vectors)
   print(f"{path}: {len(words)} words, dimension {vectors.shape[1]}")
 

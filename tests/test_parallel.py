@@ -28,11 +28,26 @@ def start_worker(case: str) -> subprocess.Popen:
                           text=True)
 
 
-def worker_result(proc: subprocess.Popen) -> dict:
-  """The JSON a worker printed; fails with its stderr if it crashed."""
-  stdout, stderr = proc.communicate(timeout=300)
-  assert proc.returncode == 0, stderr[-4000:]
-  return json.loads(stdout.strip().splitlines()[-1])
+class Workers:
+  """The worker subprocesses, started together (compiling is mostly single-threaded: they share the cores)."""
+
+  def __init__(self, cases: tuple[str, ...]):
+    self.procs = {case: start_worker(case) for case in cases}
+    self.results: dict[str, dict] = {}
+
+  def result(self, case: str) -> dict:
+    """The JSON the worker printed; fails with its stderr if it crashed."""
+    if case not in self.results:
+      stdout, stderr = self.procs[case].communicate(timeout=300)
+      assert self.procs[case].returncode == 0, stderr[-4000:]
+      self.results[case] = json.loads(stdout.strip().splitlines()[-1])
+    return self.results[case]
+
+  def close(self) -> None:
+    for proc in self.procs.values():
+      if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
 
 
 # ---- worker side (runs in the subprocess; imports JAX only there) ----
@@ -140,11 +155,12 @@ def worker_collectives() -> dict:
 
 
 def worker_device_counts() -> dict:
-  """Sharded skipgram on meshes of 1, 2, 4 devices with V not a multiple of 4 (padded rows)."""
+  """Sharded skipgram on meshes of 1, 2, 4 devices with V not a multiple of 4 (padded rows); sequential updates."""
   import jax.numpy as jnp
   import numpy as np
 
   from w2v_jax import parallel
+  from w2v_jax.train_step import make_train_step
 
   vocab = VOCAB + 2
   cfg = _config("skipgram")
@@ -160,6 +176,16 @@ def worker_device_counts() -> dict:
     first = got if first is None else first
     results[str(n)] = {"rows": rows, "input": _diff(got.input, first.input), "output": _diff(got.output, first.output),
                        "moved": _diff(got.input, initial)}
+  # Sequential updates of 4 blocks (2 per step) split over 4 devices, against the single-device step.
+  tables, sampler, batches = _problem(vocab, seed=2)
+  want, _ = _train(make_train_step(cfg, 4), tables, jnp.zeros(2), batches, sampler)
+  mesh = parallel.make_mesh(4)
+  tables, sampler, batches = _problem(vocab, seed=2)
+  step = parallel.make_parallel_train_step(cfg, mesh, "sharded", blocks_per_update=4)
+  got, _ = _train(step, parallel.shard_tables(tables, mesh, "sharded"), parallel.replicate(jnp.zeros(2), mesh),
+                  batches, sampler)
+  got = parallel.unshard_tables(got, vocab)
+  results["sequential"] = {"input": _diff(got.input, want.input), "output": _diff(got.output, want.output)}
   return results
 
 
@@ -168,18 +194,14 @@ def worker_device_counts() -> dict:
 
 @pytest.fixture(scope="module")
 def workers():
-  """All workers started at once (compiling is mostly single-threaded: they share the cores)."""
-  procs = {case: start_worker(case) for case in ("equality", "collectives", "device_counts")}
-  yield procs
-  for proc in procs.values():
-    if proc.poll() is None:
-      proc.kill()
-      proc.communicate()
+  workers = Workers(("equality", "collectives", "device_counts"))
+  yield workers
+  workers.close()
 
 
 @pytest.fixture(scope="module")
-def equality(workers) -> dict:
-  return worker_result(workers["equality"])
+def equality(workers: Workers) -> dict:
+  return workers.result("equality")
 
 
 @pytest.mark.parametrize("layout", ["replicated", "sharded"])
@@ -198,9 +220,9 @@ def test_parallel_step_equals_single_device(equality: dict, model: str, layout: 
     assert r["specs"] == [["data", None], ["data", None], ["data"]]
 
 
-def test_collectives_never_move_a_table(workers) -> None:
+def test_collectives_never_move_a_table(workers: Workers) -> None:
   """With V=100k, D=8, every collective of the compiled step is far below one V x D table."""
-  reports = worker_result(workers["collectives"])
+  reports = workers.result("collectives")
   table_bytes = BIG_VOCAB * DIM * 4
   for layout in ("replicated", "sharded"):
     report = reports[layout]
@@ -211,13 +233,19 @@ def test_collectives_never_move_a_table(workers) -> None:
   assert reports["dense_psum"]["max_bytes"] == table_bytes
 
 
-def test_one_two_four_devices_agree(workers) -> None:
+def test_one_two_four_devices_agree(workers: Workers) -> None:
   """The sharded step on 1, 2 and 4 devices (V padded 202 -> 204 on 4) trains the same tables."""
-  results = worker_result(workers["device_counts"])
+  results = workers.result("device_counts")
   assert [results[n]["rows"] for n in ("1", "2", "4")] == [VOCAB + 2, VOCAB + 2, VOCAB + 4]
   for n in ("2", "4"):
     assert results[n]["input"] < 1e-5 and results[n]["output"] < 1e-5, results
   assert results["1"]["moved"] > 1e-3
+
+
+def test_sequential_updates_match(workers: Workers) -> None:
+  """blocks_per_update=4 on 4 devices (each group split over all of them) equals make_train_step(cfg, 4)."""
+  results = workers.result("device_counts")["sequential"]
+  assert results["input"] < 1e-5 and results["output"] < 1e-5, results
 
 
 def test_layout_and_mesh_arguments_are_checked() -> None:

@@ -69,23 +69,35 @@ class Checkpointer:
         tables=ocp.args.StandardSave(items), meta=ocp.args.JsonSave(meta)), force=True)
     self.last_save = time.monotonic()
 
-  def restore_latest(self, like: Tables) -> tuple[Tables, dict] | None:
-    """The newest checkpoint that restores and matches its fingerprint; damaged ones are skipped."""
-    abstract = {"input": jax.ShapeDtypeStruct(like.input.shape, like.input.dtype, sharding=like.input.sharding),
-                "output": jax.ShapeDtypeStruct(like.output.shape, like.output.dtype, sharding=like.output.sharding)}
+  def restore_latest(self, like: Tables, identity: dict | None = None) -> tuple[Tables, dict] | None:
+    """The newest checkpoint that restores and matches its fingerprint; damaged ones are skipped.
+
+    With identity, a checkpoint of a different run is refused (UserError) before any table is read,
+    so a changed setting can never pass for a damaged checkpoint and silently start over.
+    """
+    abstract = {name: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+                for name, x in (("input", like.input), ("output", like.output))}
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
-        restored = self.manager.restore(step, args=ocp.args.Composite(
-            tables=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      except Exception as e:  # noqa: BLE001 - unreadable metadata: damaged, use the previous one
+        self._report_damaged(step, e)
+        continue
+      if identity is not None:
+        check_resume(meta["identity"], identity)
+      try:
+        restored = self.manager.restore(step, args=ocp.args.Composite(tables=ocp.args.StandardRestore(abstract)))
         tables = Tables(restored["tables"]["input"], restored["tables"]["output"], like.touched)
-        meta = restored["meta"]
         if not np.allclose(np.asarray(fingerprint(tables)), meta["fingerprint"], rtol=1e-5, atol=1e-6):
           raise ValueError("its tables do not match the fingerprint saved with them")
         return tables, meta
-      except Exception as e:  # noqa: BLE001 - any failure to read means: damaged, use the previous one
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"checkpoint {self.directory}/{step} is damaged ({first_line[:200]}); trying the previous one")
+      except Exception as e:  # noqa: BLE001 - any failure to read the tables: damaged, use the previous one
+        self._report_damaged(step, e)
     return None
+
+  def _report_damaged(self, step: int, error: Exception) -> None:
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    print(f"checkpoint {self.directory}/{step} is damaged ({first_line[:200]}); trying the previous one")
 
   def wait(self) -> None:
     """Blocks until pending async saves are on disk."""

@@ -30,5 +30,5 @@ class Word2Vec(nnx.Module):
     return Tables(self.input[...], self.output[...], jnp.zeros(self.input.shape[0], jnp.int32))
 
   def update(self, tables: Tables) -> None:
-    """Takes back the arrays the training step returned."""
-    self.input[...], self.output[...] = tables.input, tables.output
+    """Takes back the arrays the training step returned (the initial ones were donated to it)."""
+    self.input, self.output = nnx.Param(tables.input), nnx.Param(tables.output)

@@ -69,7 +69,7 @@ def shard_tables(tables: Tables, mesh: Mesh, layout: str) -> Tables:
   rows = padded_vocab_size(tables.input.shape[0], mesh, layout)
   specs = table_specs(layout)
 
-  def place(x: jax.Array, spec: P) -> jax.Array:
+  def place(x: jax.Array, spec: P) -> jax.Array:  # may alias x: the step then donates (deletes) it
     x = jnp.asarray(x)
     if x.shape[0] != rows:
       x = jnp.pad(x, [(0, rows - x.shape[0])] + [(0, 0)] * (x.ndim - 1))
@@ -79,7 +79,7 @@ def shard_tables(tables: Tables, mesh: Mesh, layout: str) -> Tables:
 
 
 def replicate(x, mesh: Mesh) -> jax.Array:
-  """x on every device of the mesh: pass the metrics accumulator so, else the step compiles twice.
+  """x on every device of the mesh; make the metrics accumulator with it, else the step compiles twice.
 
   (An uncommitted jnp.zeros(2) and the step's own replicated output are different input types.)
   """
@@ -168,6 +168,8 @@ def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, s
 def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, metrics: jax.Array,
                         tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
   """train_step.train_step with the batch split over the mesh (to be jitted with the shardings)."""
+  if tokens.shape[0] % mesh.shape[AXIS]:
+    raise ValueError(f"{tokens.shape[0]} blocks per update do not split over {mesh.shape[AXIS]} devices")
   shrink, negatives = train_step.draw(cfg, key, tokens, sampler)  # the global draw, as on one device
   blocks = P(AXIS)
   body = jax.shard_map(
@@ -177,17 +179,44 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables
   return body(tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
 
 
-def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str) -> Callable:
+def parallel_sequential_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, tables: Tables,
+                             metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """train_step.sequential_train_step with each update's blocks split over the mesh.
+
+  The groups are re-split so every device holds its part of each group (an all-to-all of the token
+  ids only); each group draws with fold_in(key, group) as on one device.
+  """
+  groups = tokens.shape[0] // blocks_per_update
+  if groups == 1:
+    return parallel_train_step(cfg, mesh, layout, tables, metrics, tokens, lr, key, sampler)
+
+  def update(carry, group):
+    index, group_tokens = group
+    step_key = jax.random.fold_in(key, index)
+    return parallel_train_step(cfg, mesh, layout, *carry, group_tokens, lr, step_key, sampler), None
+
+  grouped = tokens.reshape(groups, blocks_per_update, tokens.shape[1])
+  grouped = jax.lax.with_sharding_constraint(grouped, NamedSharding(mesh, P(None, AXIS, None)))
+  (tables, metrics), _ = jax.lax.scan(update, (tables, metrics), (jnp.arange(groups), grouped))
+  return tables, metrics
+
+
+def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0) -> Callable:
   """The jitted data-parallel step, signature of make_train_step's: tables and metrics donated.
 
-  tokens [B, L] are split along B (B divisible by the mesh size); everything else is replicated.
-  With "sharded" the tables must come from shard_tables (V padded to a multiple of the mesh size).
+  tokens [B, L] are split along B (B and blocks_per_update divisible by the mesh size; on several
+  hosts pass the global batch as one jax.Array); the rest is replicated. Tables come from
+  shard_tables (padded if sharded). blocks_per_update as in train_step.make_train_step.
   """
   _check_layout(layout)
   tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
   replicated = NamedSharding(mesh, P())
+  if blocks_per_update:
+    step = functools.partial(parallel_sequential_step, cfg, mesh, layout, blocks_per_update)
+  else:
+    step = functools.partial(parallel_train_step, cfg, mesh, layout)
   return jax.jit(
-      functools.partial(parallel_train_step, cfg, mesh, layout),
+      step,
       in_shardings=(tables_sharding, replicated, NamedSharding(mesh, P(AXIS, None)), replicated, replicated,
                     replicated),
       out_shardings=(tables_sharding, replicated),

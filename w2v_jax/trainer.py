@@ -105,7 +105,8 @@ class Progress:
     if self.tty:
       print()
     for name, value in values.items():
-      self.writer.add_scalar(f"{prefix}/{name}", value, step)
+      if np.isfinite(value):  # a benchmark with no known word scores NaN
+        self.writer.add_scalar(f"{prefix}/{name}", value, step)
     self.writer.flush()
 
   def close(self) -> None:
@@ -134,8 +135,11 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   and settings, else counted in one pass and tokenized once."""
   files = corpus.corpus_files(config.corpus)
   source = corpus_source(config, files)
+  saved = saved_source(workdir)
+  if checkpointing.has_checkpoints(workdir) and saved != source:
+    checkpointing.check_resume(saved or {}, source)  # refuse before the workdir's vocabulary is replaced
   cache = os.path.join(workdir, "tokens.i32")
-  if saved_source(workdir) == source and os.path.exists(cache):
+  if saved == source and os.path.exists(cache):
     vocab = Vocab.load(workdir)
     print(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the same corpus")
     return vocab, input_pipeline.read_token_cache(cache)
@@ -221,10 +225,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                               config.checkpoint_every_secs)
   step, epoch, start_index, start_pos = 0, 0, 0, 0
   anchor = (0, resolve_alpha(config))
-  restored = checkpointer.restore_latest(tables)
+  try:
+    restored = checkpointer.restore_latest(tables, identity)
+  except BaseException:
+    checkpointer.close()
+    raise
   if restored is not None:
     tables, meta = restored
-    checkpointing.check_resume(meta["identity"], identity)
     step, epoch, start_index, start_pos = meta["step"], meta["epoch"], meta["end_index"], meta["raw_end"]
     anchor = tuple(meta["anchor"])
     words = epoch * vocab.total_tokens + start_pos
