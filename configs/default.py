@@ -54,6 +54,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.block_length = 1024
   # Epoch input: 'tfdata' (tf.data pipeline) or 'numpy' (no TensorFlow needed), from the token cache.
   config.input = "tfdata"
+  # Devices of the 1-D data mesh (0: all visible devices, on every host).
+  config.num_devices = 0
+  # Tables on several devices: 'replicated' (each device holds both; only touched rows are exchanged)
+  # or 'sharded' along the vocabulary (for vocabularies too large for one device).
+  config.table_layout = "replicated"
   # Seed for initialisation, window shrink, subsampling and negatives.
   config.seed = 0
   # Save a checkpoint every this many steps (0: not by steps); one is also saved after every epoch.

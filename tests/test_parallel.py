@@ -44,6 +44,7 @@ class Workers:
     return self.results[case]
 
   def close(self) -> None:
+    """Kills workers whose results no test asked for."""
     for proc in self.procs.values():
       if proc.poll() is None:
         proc.kill()

@@ -23,7 +23,7 @@ from w2v_jax.model import Tables
 # Config fields that may change when a run resumes; any other difference is refused.
 RESUMABLE_FIELDS = frozenset({
     "epochs", "input", "log_every_steps", "eval_every_epoch", "probe_words", "checkpoint_every_steps",
-    "checkpoint_every_secs", "keep_checkpoints", "restart",
+    "checkpoint_every_secs", "keep_checkpoints", "restart", "num_devices", "table_layout",
 })
 
 

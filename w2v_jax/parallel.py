@@ -42,6 +42,7 @@ def make_mesh(num_devices: int = 0) -> Mesh:
 
 
 def _check_layout(layout: str) -> None:
+  """Rejects an unknown table layout by name."""
   if layout not in TABLE_LAYOUTS:
     raise ValueError(f"layout={layout!r} must be one of {', '.join(TABLE_LAYOUTS)}")
 

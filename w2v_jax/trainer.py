@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, sampling, word2vec_format
+from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, parallel, sampling, word2vec_format
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Word2Vec
@@ -53,6 +53,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.update_size >= 0 and config.update_size % config.block_length == 0
        and config.batch_size % max(config.update_size, 1) == 0, "update_size",
        "must be 0 or a multiple of block_length that divides batch_size"),
+      (config.num_devices >= 0, "num_devices", "must be >= 0 (0: all devices)"),
+      (config.table_layout in parallel.TABLE_LAYOUTS, "table_layout", f"must be one of {parallel.TABLE_LAYOUTS}"),
       (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns the cap off)"),
       (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
       (config.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0 (0: not by steps)"),
@@ -188,6 +190,18 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
 
 
+def make_mesh(config, blocks_per_update: int):
+  """The 1-D data mesh over config.num_devices devices (0: all), checked against the batch shape."""
+  available = len(jax.devices())
+  if config.num_devices > available:
+    raise UserError(f"config.num_devices={config.num_devices} but only {available} device(s) are visible")
+  n = config.num_devices or available
+  if blocks_per_update % n:
+    raise UserError(f"config.batch_size/update_size give {blocks_per_update} blocks per update, not divisible by "
+                    f"{n} devices; use a batch_size (and update_size) that is a multiple of {n * config.block_length}")
+  return parallel.make_mesh(n)
+
+
 def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_alpha: float) -> float:
   """Linear decay by corpus tokens read, from the anchor (words, lr) down to min_alpha at total_words."""
   anchor_words, anchor_lr = anchor
@@ -212,10 +226,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Model and step.
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
   tables = model.tables()
-  step_fn = make_train_step(StepConfig(config.model, config.window, config.negative,
-                                       config.shrink_windows, config.cbow_mean, config.duplicate_cap,
-                                       config.negative_draws),
-                            (config.update_size or config.batch_size) // config.block_length)
+  step_cfg = StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
+                        config.duplicate_cap, config.negative_draws)
+  blocks_per_update = (config.update_size or config.batch_size) // config.block_length
+  mesh = make_mesh(config, blocks_per_update)
+  if mesh.size == 1:
+    step_fn, new_metrics = make_train_step(step_cfg, blocks_per_update), lambda: jnp.zeros(2, jnp.float32)
+  else:
+    step_fn = parallel.make_parallel_train_step(step_cfg, mesh, config.table_layout, blocks_per_update)
+    new_metrics = lambda: parallel.replicate(jnp.zeros(2, jnp.float32), mesh)  # noqa: E731
   base_key = jax.random.key(config.seed)
   total_words = config.epochs * vocab.total_tokens
 
@@ -239,8 +258,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       anchor = (words, learning_rate(words, anchor, meta["identity"]["epochs"] * vocab.total_tokens,
                                      config.min_alpha))
     print(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
+  if mesh.size > 1:  # checkpoints hold [V, D] tables whatever the layout, so any device count restores them
+    tables = parallel.shard_tables(tables, mesh, config.table_layout)
   print(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
-        f"on {jax.devices()[0].platform}")
+        f"on {mesh.size} {jax.devices()[0].platform} device(s)"
+        + (f", tables {config.table_layout}" if mesh.size > 1 else ""))
 
   def meta_at(epoch: int, end_index: int, raw_end: int) -> dict:
     return {"epoch": epoch, "end_index": end_index, "raw_end": raw_end, "anchor": list(anchor),
@@ -249,7 +271,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Train loop.
   progress = Progress(workdir, total_words)
   stop = StopRequest()
-  metrics = jnp.zeros(2, jnp.float32)
+  metrics = new_metrics()
   scores, words, start = {}, epoch * vocab.total_tokens + start_pos, time.time()
   words_at_start = words
   try:
@@ -262,13 +284,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         step += 1
         if step % config.log_every_steps == 0:
           loss_sum, pairs = np.asarray(metrics)
-          metrics = jnp.zeros(2, jnp.float32)
+          metrics = new_metrics()
           if not np.isfinite(loss_sum):
             raise UserError(
                 f"the loss became {loss_sum} at step {step}; lower --config.alpha or --config.duplicate_cap")
           progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
         if stop.requested or checkpointer.due(step):
-          checkpointer.save(step, tables, meta_at(epoch, int(batch["end_index"]), int(batch["raw_end"])))
+          checkpointer.save(step, parallel.unshard_tables(tables, vocab.size),
+                            meta_at(epoch, int(batch["end_index"]), int(batch["raw_end"])))
         if stop.requested:
           checkpointer.wait()
           print(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
@@ -276,9 +299,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           return {"stopped_at_step": step}
       epoch, start_index, start_pos = epoch + 1, 0, 0
       words = epoch * vocab.total_tokens
-      checkpointer.save(step, tables, meta_at(epoch, 0, 0))
+      checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, 0, 0))
       if config.eval_every_epoch or epoch == config.epochs:
-        emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input))
+        emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input)[:vocab.size])
         scores = headline_scores(evaluation.evaluate_all(emb))
         progress.scalars("eval", scores, step)
         print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
@@ -288,7 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     checkpointer.close()
     progress.close()
   elapsed = time.time() - start
-  model.update(tables)
+  model.update(parallel.unshard_tables(tables, vocab.size))
 
   # Outputs.
   export_vectors(workdir, vocab, np.asarray(model.input[...]))
