@@ -19,7 +19,8 @@ def _train(corpus: str, workdir, devices: int, *extra: str) -> subprocess.Comple
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
          "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"}
   args = [sys.executable, "train.py", "--config", "configs/tiny.py", f"--workdir={workdir}",
-          f"--config.corpus={corpus}", "--config.input=numpy", "--config.epochs=1", "--config.checkpoint_every_secs=0", *extra]
+          f"--config.corpus={corpus}", "--config.input=numpy", "--config.epochs=1",
+          "--config.checkpoint_every_secs=0", *extra]
   return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
