@@ -35,6 +35,8 @@ flags.DEFINE_bool("case_sensitive", False, "Match benchmark words case-sensitive
 flags.DEFINE_string("output", None, "Also write the results as JSON to this file.")
 flags.DEFINE_string("neighbors", None, "Comma-separated words to print the nearest neighbors of.")
 flags.DEFINE_string("query", None, "An analogy to answer, written 'a:b::c:?', e.g. 'man:king::woman:?'.")
+flags.DEFINE_bool("wplusc", False, "With --workdir: use input + output vectors ('w+c', Levy et al. 2015), "
+                  "read from the run's latest checkpoint, for evaluation and export.")
 flags.DEFINE_string("export_tsv", None, "Write vectors.tsv and metadata.tsv for the TensorBoard "
                     "Embedding Projector into this directory.")
 
@@ -58,16 +60,19 @@ def _null_nan(value):
   return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def load_workdir(workdir: str) -> tuple[str, list[str], np.ndarray]:
+def load_workdir(workdir: str, wplusc: bool = False) -> tuple[str, list[str], np.ndarray]:
   """A training run's vectors: its latest good checkpoint if any, else its exported vectors.bin."""
   config_path = os.path.join(workdir, "config.json")
   if checkpointing.has_checkpoints(workdir) and os.path.exists(config_path):
     vocab = Vocab.load(workdir)
     with open(config_path) as f:
       dim = json.load(f)["dim"]
-    vectors = checkpointing.latest_input_table(workdir, vocab.size, dim)
-    if vectors is not None:
-      return f"{workdir}/checkpoints (latest)", vocab.words, vectors
+    tables = checkpointing.latest_tables(workdir, vocab.size, dim)
+    if tables is not None:
+      vectors = tables[0] + tables[1] if wplusc else tables[0]
+      return f"{workdir}/checkpoints (latest{', w+c' if wplusc else ''})", vocab.words, vectors
+  if wplusc:
+    raise UserError(f"workdir {workdir}: --wplusc needs a checkpoint (it holds the output vectors); none found")
   path = evaluation.vectors_for_workdir(workdir)
   return str(path), *word2vec_format.read_word2vec(path)
 
@@ -83,11 +88,13 @@ def main(argv: list[str]) -> None:
   if FLAGS.restrict_vocab < 0:
     raise UserError(f"--restrict_vocab must be >= 0 (0 = all words), got {FLAGS.restrict_vocab}")
   query = parse_query(FLAGS.query) if FLAGS.query is not None else None
+  if FLAGS.wplusc and not FLAGS.workdir:
+    raise UserError("--wplusc needs --workdir (a vectors file holds only the input vectors)")
   if FLAGS.vectors:
     path = FLAGS.vectors
     words, vectors = word2vec_format.read_word2vec(path)
   else:
-    path, words, vectors = load_workdir(FLAGS.workdir)
+    path, words, vectors = load_workdir(FLAGS.workdir, FLAGS.wplusc)
   emb = evaluation.Embeddings(words, vectors)
   print(f"{path}: {len(words)} words, dimension {vectors.shape[1]}")
 

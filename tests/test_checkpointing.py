@@ -97,6 +97,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_is_identical(reference, tmp_path)
   evaluated = subprocess.run([sys.executable, "eval.py", f"--workdir={workdir}", "--no_bundled", "--neighbors=w1"],
                              cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=120, check=False)
   assert evaluated.returncode == 0 and "checkpoints (latest): 300 words, dimension 16" in evaluated.stdout
+  evaluated = subprocess.run([sys.executable, "eval.py", f"--workdir={workdir}", "--no_bundled", "--wplusc",
+                              f"--export_tsv={tmp_path / 'tsv'}"],
+                             cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=120, check=False)
+  assert evaluated.returncode == 0 and "checkpoints (latest, w+c)" in evaluated.stdout
+  assert len((tmp_path / "tsv" / "metadata.tsv").read_text().splitlines()) == 300
   result = _run(_args(corpus, workdir))
   assert result.returncode == 0, result.stderr[-2000:]
   assert f"resumed from step {step}:" in result.stdout

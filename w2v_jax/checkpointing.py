@@ -129,8 +129,8 @@ def check_resume(saved: dict, current: dict) -> None:
                     + "); use the same settings, another --workdir, or --config.restart=True")
 
 
-def latest_input_table(workdir: str, vocab_size: int, dim: int) -> np.ndarray | None:
-  """The input table of the newest good checkpoint in workdir (for eval.py), or None."""
+def latest_tables(workdir: str, vocab_size: int, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+  """The (input, output) tables of the newest good checkpoint in workdir (for eval.py), or None."""
   if not has_checkpoints(workdir):
     return None
   like = Tables(jnp.zeros((vocab_size, dim)), jnp.zeros((vocab_size, dim)), jnp.zeros(vocab_size, jnp.int32))
@@ -139,4 +139,4 @@ def latest_input_table(workdir: str, vocab_size: int, dim: int) -> np.ndarray | 
     restored = checkpointer.restore_latest(like)
   finally:
     checkpointer.close()
-  return None if restored is None else np.asarray(restored[0].input)
+  return None if restored is None else (np.asarray(restored[0].input), np.asarray(restored[0].output))
