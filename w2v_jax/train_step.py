@@ -55,57 +55,57 @@ def _log_sigmoid_loss(positive, positive_weight, negative, negative_weight):
            + jnp.sum(negative_weight * jax.nn.log_sigmoid(-negative)))
 
 
+# The gradients below are written out (d/dx -log s(x) = s(x) - 1, d/dx -log s(-x) = s(x)) rather
+# than taken with jax.grad: XLA:CPU then fuses each of them into one pass over the rows, 2x faster.
+
 def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
-  """Loss, number of pairs, and the gradients w.r.t. the gathered center/context/negative rows.
+  """Loss, number of pairs, the gradients w.r.t. the gathered center/context/negative rows, and
+  which negatives count.
 
   The center's input row scores each context's output row (shifted views, no pair list). The
-  center's `negative` negatives are shared by its window: each is weighted by the number of its
-  pairs whose context differs from it (word2vec.c skips a negative equal to the positive).
+  center's negatives are shared by its window: each stands for `negative / draws` of a negative per
+  pair whose context differs from it (word2vec.c skips a negative equal to the positive).
   """
   masks, contexts = windows.pair_masks(tokens, shrink, cfg.window)
   ids = jnp.maximum(tokens, 0)
-  # Each pair wants `negative` negatives; the center's draws stand in for them, weighted accordingly.
   draws = negatives.shape[-1]
   neg_weight = jnp.sum(masks[..., None] & (negatives != contexts[..., None]), axis=0) * (cfg.negative / draws)
-
-  def loss_fn(in_rows, out_rows, neg_rows):
-    positive = jnp.stack([
-        jnp.sum(in_rows * windows.shift(out_rows, o), axis=-1) for o in windows.offsets(cfg.window)
-    ])
-    negative = jnp.einsum("bld,blkd->blk", in_rows, neg_rows)
-    return _log_sigmoid_loss(positive, masks, negative, neg_weight)
-
-  rows = (tables.input[ids], tables.output[ids], tables.output[negatives])
-  loss, grads = jax.value_and_grad(loss_fn, argnums=(0, 1, 2))(*rows)
-  return loss, jnp.sum(masks), grads, neg_weight > 0
+  in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
+  positive = windows.shifted_scores(in_rows, out_rows, cfg.window)
+  negative = jnp.einsum("bld,blkd->blk", in_rows, neg_rows)
+  loss = _log_sigmoid_loss(positive, masks, negative, neg_weight)
+  g_positive = masks * (jax.nn.sigmoid(positive) - 1.0)
+  g_negative = neg_weight * jax.nn.sigmoid(negative)
+  g_in = windows.context_sum(out_rows, g_positive, cfg.window) + jnp.einsum("blk,blkd->bld", g_negative, neg_rows)
+  g_out = windows.context_scatter(in_rows, g_positive, cfg.window)
+  g_neg = g_negative[..., None] * in_rows[:, :, None, :]
+  return loss, jnp.sum(masks), (g_in, g_out, g_neg), neg_weight > 0
 
 
 def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
-  """CBOW: the mean (or sum) of a center's context input rows predicts it through the output table.
+  """CBOW: the mean (or sum) h of a center's context input rows predicts it through the output table.
 
-  As in word2vec.c, every context row receives the full error of the hidden vector h (also when h
-  is the mean), so the input gradient is not the exact derivative of the loss.
+  As in word2vec.c, every context row receives the full error of h (also when h is the mean), so
+  the input gradient is not the exact derivative of the loss.
   """
   masks, _ = windows.pair_masks(tokens, shrink, cfg.window)
   ids = jnp.maximum(tokens, 0)
   n_context = jnp.sum(masks, axis=0)
   has_context = n_context > 0
   neg_weight = (has_context[..., None] & (negatives != tokens[..., None])) * (cfg.negative / negatives.shape[-1])
-  in_rows = tables.input[ids]
+  in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
   hidden = windows.context_sum(in_rows, masks, cfg.window)
   if cfg.cbow_mean:
     hidden = hidden / jnp.maximum(n_context, 1)[..., None]
-
-  def loss_fn(hidden, out_rows, neg_rows):
-    positive = jnp.sum(hidden * out_rows, axis=-1)
-    negative = jnp.einsum("bld,blkd->blk", hidden, neg_rows)
-    return _log_sigmoid_loss(positive, has_context, negative, neg_weight)
-
-  rows = (hidden, tables.output[ids], tables.output[negatives])
-  loss, (g_hidden, g_out, g_neg) = jax.value_and_grad(loss_fn, argnums=(0, 1, 2))(*rows)
-  # Transpose of the context sum: each context row gets the error of every center it serves.
-  _, to_contexts = jax.vjp(lambda rows: windows.context_sum(rows, masks, cfg.window), in_rows)
-  (g_in,) = to_contexts(g_hidden)
+  positive = jnp.sum(hidden * out_rows, axis=-1)
+  negative = jnp.einsum("bld,blkd->blk", hidden, neg_rows)
+  loss = _log_sigmoid_loss(positive, has_context, negative, neg_weight)
+  g_positive = has_context * (jax.nn.sigmoid(positive) - 1.0)
+  g_negative = neg_weight * jax.nn.sigmoid(negative)
+  g_hidden = g_positive[..., None] * out_rows + jnp.einsum("blk,blkd->bld", g_negative, neg_rows)
+  g_in = windows.context_scatter(g_hidden, masks, cfg.window)
+  g_out = g_positive[..., None] * hidden
+  g_neg = g_negative[..., None] * hidden[:, :, None, :]
   return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight > 0
 
 

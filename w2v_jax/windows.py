@@ -40,9 +40,29 @@ def pair_masks(tokens: jax.Array, shrink: jax.Array, window: int) -> tuple[jax.A
   return jnp.stack(masks), jnp.stack(contexts)
 
 
-def context_sum(rows: jax.Array, masks: jax.Array, window: int) -> jax.Array:
-  """sum_o masks[o] * rows[:, i + o]: each center's sum of its valid context rows ([B, L, D])."""
-  total = jnp.zeros_like(rows)
-  for mask, o in zip(masks, offsets(window)):
-    total = total + mask[..., None] * shift(rows, o)
-  return total
+def _padded(x: jax.Array, window: int) -> jax.Array:
+  """x padded with `window` zero positions on both sides of axis 1 (so every shift is a slice)."""
+  pad = [(0, 0)] * x.ndim
+  pad[1] = (window, window)
+  return jnp.pad(x, pad)
+
+
+def shifted_scores(a: jax.Array, b: jax.Array, window: int) -> jax.Array:
+  """scores[o, :, i] = a[:, i] . b[:, i + o] for every offset ([2W, B, L]; 0 outside the block)."""
+  length, b_pad = a.shape[1], _padded(b, window)
+  return jnp.stack([jnp.sum(a * b_pad[:, window + o:window + o + length], axis=-1) for o in offsets(window)])
+
+
+def context_sum(rows: jax.Array, weights: jax.Array, window: int) -> jax.Array:
+  """sum_o weights[o, :, i] * rows[:, i + o]: each center's weighted sum of its context rows ([B, L, D])."""
+  length, rows_pad = rows.shape[1], _padded(rows, window)
+  return sum(w[..., None] * rows_pad[:, window + o:window + o + length]
+             for w, o in zip(weights, offsets(window)))
+
+
+def context_scatter(rows: jax.Array, weights: jax.Array, window: int) -> jax.Array:
+  """The transpose of context_sum: out[:, j] = sum_o weights[o, :, j - o] * rows[:, j - o]."""
+  length, rows_pad = rows.shape[1], _padded(rows, window)
+  weights_pad = jnp.pad(weights, ((0, 0), (0, 0), (window, window)))
+  return sum(weights_pad[k, :, window - o:window - o + length, None] * rows_pad[:, window - o:window - o + length]
+             for k, o in enumerate(offsets(window)))
