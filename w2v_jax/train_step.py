@@ -97,7 +97,7 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   hidden = windows.context_sum(in_rows, masks, cfg.window)
   if cfg.cbow_mean:
     hidden = hidden / jnp.maximum(n_context, 1)[..., None]
-  positive = jnp.sum(hidden * out_rows, axis=-1)
+  positive = jnp.einsum("bld,bld->bl", hidden, out_rows)
   negative = jnp.einsum("bld,blkd->blk", hidden, neg_rows)
   loss = _log_sigmoid_loss(positive, has_context, negative, neg_weight)
   g_positive = has_context * (jax.nn.sigmoid(positive) - 1.0)

@@ -50,7 +50,8 @@ def _padded(x: jax.Array, window: int) -> jax.Array:
 def shifted_scores(a: jax.Array, b: jax.Array, window: int) -> jax.Array:
   """scores[o, :, i] = a[:, i] . b[:, i + o] for every offset ([2W, B, L]; 0 outside the block)."""
   length, b_pad = a.shape[1], _padded(b, window)
-  return jnp.stack([jnp.sum(a * b_pad[:, window + o:window + o + length], axis=-1) for o in offsets(window)])
+  # einsum (a batched dot), not sum(a * b, -1): XLA:CPU's dot is 2x faster than its row reduction.
+  return jnp.stack([jnp.einsum("bld,bld->bl", a, b_pad[:, window + o:window + o + length]) for o in offsets(window)])
 
 
 def context_sum(rows: jax.Array, weights: jax.Array, window: int) -> jax.Array:
