@@ -5,7 +5,6 @@ Skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5; analogy = Go
 over the 30,000 most frequent words; similarity = Spearman, pairs with unknown words skipped.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.throughput import GENSIM, corpus_lines  # noqa: E402
+from bench.throughput import GENSIM, corpus_lines, parse_args, train_command  # noqa: E402
 from w2v_jax import evaluation, word2vec_format  # noqa: E402
 
 
@@ -29,19 +28,10 @@ def scores(path: str) -> dict[str, float]:
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
-  parser.add_argument("--epochs", type=int, default=5)
-  parser.add_argument("--workers", type=int, default=os.cpu_count())
-  parser.add_argument("--skip_gensim", action="store_true")
-  parser.add_argument("--extra", default="", help="extra --config.x=y flags for w2v_jax, comma-separated")
-  args = parser.parse_args()
+  args = parse_args(__doc__, epochs=5)
   tmp = tempfile.mkdtemp(prefix="w2v_quality_")
   runs = []
-  cmd = [sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={tmp}/w2v_jax",
-         f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", "--config.eval_every_epoch=False",
-         "--config.probe_words="] + [e for e in args.extra.split(",") if e]
-  subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+  subprocess.run(train_command(args, f"{tmp}/w2v_jax"), cwd=ROOT, check=True, capture_output=True)
   runs.append(("w2v_jax " + args.extra, f"{tmp}/w2v_jax/vectors.bin"))
   if not args.skip_gensim:
     lines = f"{tmp}/corpus_1000.txt"

@@ -56,21 +56,29 @@ def run(cmd: list[str]) -> tuple[float, str]:
   return time.time() - t0, out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__)
+def parse_args(description: str, epochs: int) -> argparse.Namespace:
+  """The flags both benchmark scripts take."""
+  parser = argparse.ArgumentParser(description=description)
   parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
-  parser.add_argument("--epochs", type=int, default=1)
+  parser.add_argument("--epochs", type=int, default=epochs)
   parser.add_argument("--workers", type=int, default=os.cpu_count())
   parser.add_argument("--skip_gensim", action="store_true")
   parser.add_argument("--extra", default="", help="extra --config.x=y flags for w2v_jax, comma-separated")
-  args = parser.parse_args()
+  return parser.parse_args()
+
+
+def train_command(args: argparse.Namespace, workdir: str) -> list[str]:
+  """train.py on the benchmark corpus with the reference settings (configs/text8.py), no per-epoch eval."""
+  return [sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={workdir}",
+          f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", "--config.eval_every_epoch=False",
+          "--config.probe_words="] + [e for e in args.extra.split(",") if e]
+
+
+def main():
+  args = parse_args(__doc__, epochs=1)
   tmp = tempfile.mkdtemp(prefix="w2v_bench_")
   rows = []
-
-  cmd = [sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={tmp}/w2v_jax",
-         f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", "--config.eval_every_epoch=False",
-         "--config.probe_words="] + [e for e in args.extra.split(",") if e]
-  wall, _ = run(cmd)
+  wall, _ = run(train_command(args, f"{tmp}/w2v_jax"))
   with open(f"{tmp}/w2v_jax/results.json") as f:
     res = json.load(f)
   with open(f"{tmp}/w2v_jax/vocab.json") as f:
