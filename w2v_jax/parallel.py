@@ -8,7 +8,6 @@ float summation order.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import re
@@ -141,15 +140,9 @@ def _own_entries(tables: Tables, tokens, negatives, neg_valid, grads):
   return tokens, negatives, neg_valid & own_negative, grads
 
 
-def _update_cap(cfg: StepConfig) -> float:
-  """The duplicate cap train_step passes to apply_update (a count, duplicate_cap, or a summed lr, max_row_lr)."""
-  field = next(f.name for f in dataclasses.fields(cfg) if f.name in ("duplicate_cap", "max_row_lr"))
-  return getattr(cfg, field)
-
-
 def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, shrink, negatives, lr):
   """The per-device body: local grads, all-gathered scatter list, update of this device's table part."""
-  grads_fn = train_step.skipgram_grads if cfg.model == "skipgram" else train_step.cbow_grads
+  grads_fn = train_step.grads_function(cfg)
   if layout == "replicated":
     loss, count, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
   else:
@@ -161,7 +154,7 @@ def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, s
   tokens, negatives, neg_valid, grads = gather((tokens, negatives, neg_valid, grads))
   if layout == "sharded":
     tokens, negatives, neg_valid, grads = _own_entries(tables, tokens, negatives, neg_valid, grads)
-  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, _update_cap(cfg))
+  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap)
   totals = jax.lax.psum(jnp.stack([loss, count.astype(jnp.float32)]), AXIS)
   return tables, metrics + totals
 
@@ -185,21 +178,12 @@ def parallel_sequential_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_pe
   """train_step.sequential_train_step with each update's blocks split over the mesh.
 
   The groups are re-split so every device holds its part of each group (an all-to-all of the token
-  ids only); each group draws with fold_in(key, group) as on one device.
+  ids only).
   """
-  groups = tokens.shape[0] // blocks_per_update
-  if groups == 1:
-    return parallel_train_step(cfg, mesh, layout, tables, metrics, tokens, lr, key, sampler)
-
-  def update(carry, group):
-    index, group_tokens = group
-    step_key = jax.random.fold_in(key, index)
-    return parallel_train_step(cfg, mesh, layout, *carry, group_tokens, lr, step_key, sampler), None
-
-  grouped = tokens.reshape(groups, blocks_per_update, tokens.shape[1])
-  grouped = jax.lax.with_sharding_constraint(grouped, NamedSharding(mesh, P(None, AXIS, None)))
-  (tables, metrics), _ = jax.lax.scan(update, (tables, metrics), (jnp.arange(groups), grouped))
-  return tables, metrics
+  return train_step.scan_updates(
+      functools.partial(parallel_train_step, cfg, mesh, layout), blocks_per_update, tables, metrics, tokens, lr,
+      key, sampler, place=lambda grouped: jax.lax.with_sharding_constraint(
+          grouped, NamedSharding(mesh, P(None, AXIS, None))))
 
 
 def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0) -> Callable:

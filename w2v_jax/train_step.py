@@ -142,35 +142,46 @@ def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: f
   return Tables(new_input, new_output, touched)
 
 
+def grads_function(cfg: StepConfig):
+  """The gradient function of the configured model."""
+  return skipgram_grads if cfg.model == "skipgram" else cbow_grads
+
+
 def train_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
                key: jax.Array, sampler: Sampler):
   """One SGD step on a batch of blocks; metrics accumulates [loss sum, examples] on the device."""
   shrink, negatives = draw(cfg, key, tokens, sampler)
-  grads_fn = skipgram_grads if cfg.model == "skipgram" else cbow_grads
-  loss, count, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
+  loss, count, grads, neg_valid = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
   tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap)
   return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
-def sequential_train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array,
-                          tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
-  """train_step on successive groups of blocks, each update seeing the previous ones (lax.scan).
+def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
+                 key: jax.Array, sampler: Sampler, place=lambda grouped: grouped):
+  """`update` (a train_step) on successive groups of blocks, each seeing the previous ones (lax.scan).
 
   Fewer tokens per update means fewer stale duplicates summed per row (closer to word2vec.c's
-  sequential SGD) at the same tokens per device call.
+  sequential SGD) at the same tokens per device call. Group g draws with fold_in(key, g); `place`
+  may lay the grouped tokens out over devices.
   """
   groups = tokens.shape[0] // blocks_per_update
   if groups == 1:
-    return train_step(cfg, tables, metrics, tokens, lr, key, sampler)
+    return update(tables, metrics, tokens, lr, key, sampler)
 
-  def update(carry, group):
+  def body(carry, group):
     index, group_tokens = group
-    tables, metrics = train_step(cfg, *carry, group_tokens, lr, jax.random.fold_in(key, index), sampler)
-    return (tables, metrics), None
+    return update(*carry, group_tokens, lr, jax.random.fold_in(key, index), sampler), None
 
-  grouped = tokens.reshape(groups, blocks_per_update, tokens.shape[1])
-  (tables, metrics), _ = jax.lax.scan(update, (tables, metrics), (jnp.arange(groups), grouped))
+  grouped = place(tokens.reshape(groups, blocks_per_update, tokens.shape[1]))
+  (tables, metrics), _ = jax.lax.scan(body, (tables, metrics), (jnp.arange(groups), grouped))
   return tables, metrics
+
+
+def sequential_train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array,
+                          tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """train_step applied as sequential updates of blocks_per_update blocks (see scan_updates)."""
+  return scan_updates(functools.partial(train_step, cfg), blocks_per_update, tables, metrics, tokens, lr, key,
+                      sampler)
 
 
 def make_train_step(cfg: StepConfig, blocks_per_update: int = 0):

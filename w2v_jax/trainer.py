@@ -252,8 +252,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if restored is not None:
     tables, meta = restored
     step, epoch, start_index, start_pos = meta["step"], meta["epoch"], meta["end_index"], meta["raw_end"]
+  words = words_at_start = epoch * vocab.total_tokens + start_pos
+  if restored is not None:
     anchor = tuple(meta["anchor"])
-    words = epoch * vocab.total_tokens + start_pos
     if meta["identity"]["epochs"] != config.epochs:  # continue from the current lr to the new end
       anchor = (words, learning_rate(words, anchor, meta["identity"]["epochs"] * vocab.total_tokens,
                                      config.min_alpha))
@@ -272,8 +273,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   progress = Progress(workdir, total_words)
   stop = StopRequest()
   metrics = new_metrics()
-  scores, words, start = {}, epoch * vocab.total_tokens + start_pos, time.time()
-  words_at_start = words
+  scores, start = {}, time.time()
   try:
     while epoch < config.epochs:
       for batch in epoch_batches(config, vocab, stream, epoch, start_index, start_pos):
