@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,23 +13,13 @@ from w2v_jax.train_step import Sampler, StepConfig, make_train_step
 
 SEP = -1
 VOCAB, DIM, WINDOW, NEGATIVE = 6, 4, 3, 3
-LR = 0.25  # exact in binary, so max_row_lr / LR is an exact count cap
+LR = 0.25
 
 # Jitted pieces (eager dispatch of every small op is slow); cfg and cap are static.
 skipgram_grads = jax.jit(train_step.skipgram_grads, static_argnums=0)
 cbow_grads = jax.jit(train_step.cbow_grads, static_argnums=0)
-apply_update = jax.jit(train_step.apply_update, static_argnums=6)
+apply_update = jax.jit(train_step.apply_update, static_argnums=(6, 7))
 draw = jax.jit(train_step.draw, static_argnums=0)
-
-# The duplicate cap is configured either as a count (duplicate_cap) or as a summed learning rate
-# (max_row_lr = count * lr); both scale a row touched c times by min(1, count / c).
-CAP_FIELD = next(f.name for f in dataclasses.fields(StepConfig) if f.name in ("duplicate_cap", "max_row_lr"))
-
-
-def cap_setting(count: float) -> float:
-  """The StepConfig / apply_update value that caps a row at `count` touches' worth of update at lr=LR."""
-  return count * LR if CAP_FIELD == "max_row_lr" else count
-
 
 def make_tables(seed: int = 0, vocab: int = VOCAB, dim: int = DIM) -> Tables:
   """Random input and output tables (output not zero, so every gradient term is non-trivial)."""
@@ -43,14 +31,14 @@ def make_tables(seed: int = 0, vocab: int = VOCAB, dim: int = DIM) -> Tables:
   )
 
 
-def make_batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_batch(seed: int = 0, draws: int = NEGATIVE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Tokens with repeated words, a sentence end and padding; random shrink; negatives with repeats."""
   rng = np.random.default_rng(seed)
   tokens = rng.integers(0, VOCAB, size=(2, 12)).astype(np.int32)
   tokens[0, 5] = SEP
   tokens[1, 9:] = SEP
   shrink = rng.integers(1, WINDOW + 1, size=tokens.shape).astype(np.int32)
-  negatives = rng.integers(0, VOCAB, size=(*tokens.shape, NEGATIVE)).astype(np.int32)
+  negatives = rng.integers(0, VOCAB, size=(*tokens.shape, draws)).astype(np.int32)
   return tokens, shrink, negatives
 
 
@@ -171,11 +159,13 @@ def test_cbow_update_matches_word2vec_rule(mean: bool, seed: int, reference_pair
 
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 @pytest.mark.parametrize("cap", [1.0, 2.5])
-def test_duplicate_cap_scales_summed_updates(model: str, cap: float) -> None:
-  """A row touched c > cap times (counting valid entries only) moves by cap / c of its summed update."""
-  cfg = StepConfig(model, WINDOW, NEGATIVE)
+@pytest.mark.parametrize("draws", [NEGATIVE, 4 * NEGATIVE])
+def test_duplicate_cap_scales_summed_updates(model: str, cap: float, draws: int) -> None:
+  """A row touched c > cap times moves by cap / c of its summed update; a position counts 1 touch, a
+  valid negative draw negative / draws of one."""
+  cfg = StepConfig(model, WINDOW, NEGATIVE, negative_draws=draws)
   tables = make_tables(1)
-  tokens, shrink, negatives = make_batch(1)
+  tokens, shrink, negatives = make_batch(1, draws)
   grads_fn = skipgram_grads if model == "skipgram" else cbow_grads
   _, _, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
   g_in, g_out, g_neg = (np.asarray(g, np.float64) for g in grads)
@@ -193,9 +183,9 @@ def test_duplicate_cap_scales_summed_updates(model: str, cap: float) -> None:
         np.add.at(out_sum, t, -LR * g_out[b, i])
       else:  # SEP rows carry no gradient at all
         assert not g_in[b, i].any() and not g_out[b, i].any()
-      for k in range(NEGATIVE):
+      for k in range(draws):
         n = negatives[b, i, k]
-        out_count[n] += valid_neg[b, i, k]
+        out_count[n] += valid_neg[b, i, k] * NEGATIVE / draws
         np.add.at(out_sum, n, -LR * g_neg[b, i, k])
   assert (in_count > cap).any() and (out_count > cap).any()
   in_scale = np.minimum(1.0, cap / np.maximum(in_count, 1))[:, None]
@@ -203,7 +193,7 @@ def test_duplicate_cap_scales_summed_updates(model: str, cap: float) -> None:
   want_in = np.asarray(tables.input, np.float64) + in_scale * in_sum
   want_out = np.asarray(tables.output, np.float64) + out_scale * out_sum
 
-  new = apply_update(tables, jnp.asarray(tokens), jnp.asarray(negatives), neg_valid, grads, LR, cap_setting(cap))
+  new = apply_update(tables, jnp.asarray(tokens), jnp.asarray(negatives), neg_valid, grads, LR, cap, NEGATIVE)
   np.testing.assert_allclose(np.asarray(new.input), want_in, atol=2e-6)
   np.testing.assert_allclose(np.asarray(new.output), want_out, atol=2e-6)
   np.testing.assert_array_equal(np.asarray(new.touched), 0)
@@ -232,7 +222,7 @@ def test_loss_decreases_on_a_fixed_problem(model: str) -> None:
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_jitted_step_equals_its_pieces(model: str) -> None:
   """make_train_step gives the tables and metrics of draw + grads + apply_update called eagerly."""
-  cfg = StepConfig(model, WINDOW, NEGATIVE, **{CAP_FIELD: cap_setting(2.5)})
+  cfg = StepConfig(model, WINDOW, NEGATIVE, duplicate_cap=2.5)
   pieces_cfg = StepConfig(model, WINDOW, NEGATIVE)  # draw and grads ignore the cap (reuses compilations)
   counts = np.array([30, 10, 8, 5, 3, 1])
   thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
@@ -244,7 +234,7 @@ def test_jitted_step_equals_its_pieces(model: str) -> None:
   shrink, negatives = draw(pieces_cfg, key, jnp.asarray(tokens), sampler)
   grads_fn = skipgram_grads if model == "skipgram" else cbow_grads
   loss, count, grads, neg_valid = grads_fn(pieces_cfg, tables, jnp.asarray(tokens), shrink, negatives)
-  want = apply_update(tables, jnp.asarray(tokens), negatives, neg_valid, grads, np.float32(LR), cap_setting(2.5))
+  want = apply_update(tables, jnp.asarray(tokens), negatives, neg_valid, grads, np.float32(LR), 2.5, NEGATIVE)
 
   metrics = jnp.array([1.0, 2.0], jnp.float32)
   got, got_metrics = make_train_step(cfg)(make_tables(2), metrics, tokens, np.float32(LR), key, sampler)

@@ -154,7 +154,7 @@ def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, s
   tokens, negatives, neg_valid, grads = gather((tokens, negatives, neg_valid, grads))
   if layout == "sharded":
     tokens, negatives, neg_valid, grads = _own_entries(tables, tokens, negatives, neg_valid, grads)
-  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap)
+  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap, cfg.negative)
   totals = jax.lax.psum(jnp.stack([loss, count.astype(jnp.float32)]), AXIS)
   return tables, metrics + totals
 

@@ -109,35 +109,44 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight > 0
 
 
-def _damp_duplicates(touched, ids, valid, updates, cap):
-  """Scales the summed update of a row touched c > cap times in this step by cap / c.
+def _damp_duplicates(touched, ids, units, updates, cap_units):
+  """Scales the summed update of a row touched u > cap_units units in this step by cap_units / u.
 
   Summing hundreds of stale updates to one frequent row (a common negative) in a large batch makes
   SGD diverge, where sequential SGD would see its sigmoid saturate (WORD2VEC.md, rule 4). Counting
   uses the scratch array and restores it to zero: O(batch), not O(V).
   """
-  touched = touched.at[ids].add(valid.astype(jnp.int32))
+  touched = touched.at[ids].add(units)
   count = touched[ids]
-  touched = touched.at[ids].add(-valid.astype(jnp.int32))
-  scale = jnp.minimum(1.0, cap / jnp.maximum(count, 1).astype(jnp.float32))
+  touched = touched.at[ids].add(-units)
+  scale = jnp.minimum(1.0, cap_units / jnp.maximum(count, 1).astype(jnp.float32))
   return updates * scale[:, None], touched
 
 
-def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: float = 0.0) -> Tables:
-  """SGD on the touched rows only: one scatter-add per table (duplicates add up, capped by `cap`)."""
+def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: float = 0.0,
+                 negative: int = 0) -> Tables:
+  """SGD on the touched rows only: one scatter-add per table (duplicates add up, capped by `cap`).
+
+  A row counts one touch per token position, and a drawn negative counts negative / draws of a touch
+  (it stands for that share of the `negative` negatives per pair), so drawing more negatives lowers
+  the variance without tightening the cap. negative=0 means one touch per draw.
+  """
   g_in, g_out, g_neg = grads
   valid = (tokens >= 0).reshape(-1)
   ids = jnp.maximum(tokens, 0).reshape(-1)
   dim = tables.input.shape[1]
   in_updates, touched = -lr * g_in.reshape(-1, dim), tables.touched
   if cap:
-    in_updates, touched = _damp_duplicates(touched, ids, valid, in_updates, cap)
+    in_updates, touched = _damp_duplicates(touched, ids, valid.astype(jnp.int32), in_updates, cap)
   new_input = tables.input.at[ids].add(in_updates)
   out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
-  out_valid = jnp.concatenate([valid, neg_valid.reshape(-1)])
   out_updates = -lr * jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
   if cap:
-    out_updates, touched = _damp_duplicates(touched, out_ids, out_valid, out_updates, cap)
+    # Integer units: a position is `draws` units, a negative draw `negative` units.
+    draws = negatives.shape[-1]
+    negative = negative or draws
+    units = jnp.concatenate([valid.astype(jnp.int32) * draws, neg_valid.reshape(-1).astype(jnp.int32) * negative])
+    out_updates, touched = _damp_duplicates(touched, out_ids, units, out_updates, cap * draws)
   new_output = tables.output.at[out_ids].add(out_updates)
   return Tables(new_input, new_output, touched)
 
@@ -152,7 +161,7 @@ def train_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.
   """One SGD step on a batch of blocks; metrics accumulates [loss sum, examples] on the device."""
   shrink, negatives = draw(cfg, key, tokens, sampler)
   loss, count, grads, neg_valid = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
-  tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap)
+  tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap, cfg.negative)
   return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
