@@ -138,11 +138,12 @@ def epoch_plan(local_ends: np.ndarray, start: tuple[int, int], shard_words_start
   padded = np.empty([steps, 2], np.int64)
   padded[:len(local_ends)] = local_ends
   padded[len(local_ends):] = local_ends[-1] if len(local_ends) else start
-  with_start = np.concatenate([padded, [[shard_words_start, shard_words_start]]])  # ride along: origin
+  # One allgather carries both the ends and, as a last row, the shard's first word position.
+  with_origin = np.concatenate([padded, [[shard_words_start, shard_words_start]]])
   if jax.process_count() > 1:
-    everyone = np.asarray(multihost_utils.process_allgather(with_start))  # [processes, steps + 1, 2]
+    everyone = np.asarray(multihost_utils.process_allgather(with_origin))  # [processes, steps + 1, 2]
   else:
-    everyone = with_start[None]
+    everyone = with_origin[None]
   positions = everyone[:, :steps].transpose(1, 0, 2)
   words = (positions[:, :, 1] - everyone[:, steps:, 1].T).sum(axis=1)
   return EpochPlan(positions, words)
