@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.min_alpha = 1e-4
   # CBOW: average the context vectors (True) or sum them (False).
   config.cbow_mean = True
-  # Tokens per training step (global, over all devices); a multiple of block_length.
+  # Tokens per training step (global, over all devices and processes); a multiple of block_length.
   config.batch_size = 4096
   # A row touched more than this many times in one step has its summed update scaled down to this
   # many (large batches otherwise diverge on frequent words, WORD2VEC.md rule 4); 0 turns it off.
@@ -59,6 +59,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Tables on several devices: 'replicated' (each device holds both; only touched rows are exchanged)
   # or 'sharded' along the vocabulary (for vocabularies too large for one device).
   config.table_layout = "replicated"
+  # Several hosts: process 0's host:port for jax.distributed ('auto': detect TPU pod/SLURM; '': one process).
+  config.coordinator_address = ""
+  # Number of processes taking part (with a coordinator_address; 0 with 'auto': detected).
+  config.num_processes = 0
+  # This process's index in 0..num_processes-1 (-1 with 'auto': detected).
+  config.process_id = -1
   # Seed for initialisation, window shrink, subsampling and negatives.
   config.seed = 0
   # Save a checkpoint every this many steps (0: not by steps); one is also saved after every epoch.

@@ -23,7 +23,8 @@ from w2v_jax.model import Tables
 # Config fields that may change when a run resumes; any other difference is refused.
 RESUMABLE_FIELDS = frozenset({
     "epochs", "input", "log_every_steps", "eval_every_epoch", "probe_words", "checkpoint_every_steps",
-    "checkpoint_every_secs", "keep_checkpoints", "restart", "num_devices", "table_layout",
+    "checkpoint_every_secs", "keep_checkpoints", "restart", "num_devices", "table_layout", "coordinator_address",
+    "num_processes", "process_id",
 })
 
 
@@ -49,20 +50,27 @@ class Checkpointer:
   def __init__(self, workdir: str, keep: int | None, every_steps: int, every_secs: float, read_only: bool = False):
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.every_steps, self.every_secs = every_steps, every_secs
-    self.last_save = time.monotonic()
+    self.last_save, self.last_step = time.monotonic(), -1
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, cleanup_tmp_directories=not read_only, read_only=read_only,
         enable_async_checkpointing=True)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("tables", "meta"))
 
-  def due(self, step: int) -> bool:
-    """Whether the save policy (every N steps and/or every T seconds) asks for a save now."""
+  def due(self, step: int, by_time: bool = True) -> bool:
+    """Whether the save policy (every N steps and/or every T seconds) asks for a save now.
+
+    by_time=False leaves the clock out: several processes must agree, and their clocks differ.
+    """
     by_steps = self.every_steps > 0 and step % self.every_steps == 0
-    by_time = self.every_secs > 0 and time.monotonic() - self.last_save >= self.every_secs
+    by_time = by_time and self.every_secs > 0 and time.monotonic() - self.last_save >= self.every_secs
     return by_steps or by_time
 
   def save(self, step: int, tables: Tables, meta: dict) -> None:
     """Starts an async save; training goes on while Orbax writes (a finished save is atomic)."""
+    if step == self.last_step:  # an epoch-end save at the step of a periodic one: the later position wins
+      self.manager.wait_until_finished()
+      self.manager.delete(step)
+    self.last_step = step
     meta = {**meta, "step": step, "fingerprint": np.asarray(fingerprint(tables)).tolist()}
     items = {"input": tables.input, "output": tables.output}
     self.manager.save(step, args=ocp.args.Composite(

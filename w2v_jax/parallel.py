@@ -86,6 +86,11 @@ def replicate(x, mesh: Mesh) -> jax.Array:
   return jax.device_put(jnp.asarray(x), NamedSharding(mesh, P()))
 
 
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """The token batch [B, L] split along B: on several hosts each contributes its consecutive blocks."""
+  return NamedSharding(mesh, P(AXIS, None))
+
+
 def unshard_tables(tables: Tables, vocab_size: int) -> Tables:
   """The first vocab_size rows of each table (drops the padding of the sharded layout)."""
   return Tables(*(x[:vocab_size] for x in tables))
@@ -202,7 +207,7 @@ def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_pe
     step = functools.partial(parallel_train_step, cfg, mesh, layout)
   return jax.jit(
       step,
-      in_shardings=(tables_sharding, replicated, NamedSharding(mesh, P(AXIS, None)), replicated, replicated,
+      in_shardings=(tables_sharding, replicated, batch_sharding(mesh), replicated, replicated,
                     replicated),
       out_shardings=(tables_sharding, replicated),
       donate_argnums=(0, 1))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
 import signal
+import socket
 import sys
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,10 +18,10 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, parallel, sampling, word2vec_format
+from w2v_jax import checkpointing, corpus, distributed, evaluation, input_pipeline, parallel, sampling, word2vec_format
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
-from w2v_jax.model import Word2Vec
+from w2v_jax.model import Tables, Word2Vec
 from w2v_jax.train_step import Sampler, StepConfig, make_train_step
 from w2v_jax.vocab import Vocab, build_vocab, saved_source
 
@@ -71,7 +74,7 @@ def prepare_workdir(workdir: str) -> None:
   """Creates the workdir and checks it is writable, failing early with one line."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
+    probe = os.path.join(workdir, f".write_test.{socket.gethostname()}.{os.getpid()}")  # hosts may share it
     with open(probe, "w") as f:
       f.write("ok")
     os.remove(probe)
@@ -117,9 +120,11 @@ class Progress:
     self.writer.close()
 
 
-def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_index: int, start_pos: int):
-  """The rest of an epoch's batches from the token cache, via tf.data (or numpy without TensorFlow)."""
-  args = (vocab, config.sample, config.seed, epoch, config.batch_size, config.block_length, start_index, start_pos)
+def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_index: int, start_pos: int,
+                  batch_size: int):
+  """The rest of an epoch's batches (of this host's batch_size tokens) from the token cache (up to the end
+  of this host's shard), via tf.data (or numpy without TensorFlow)."""
+  args = (vocab, config.sample, config.seed, epoch, batch_size, config.block_length, start_index, start_pos)
   if config.input == "tfdata":
     ds = input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream, start_index), *args)
     return ds.as_numpy_iterator()
@@ -134,7 +139,17 @@ def corpus_source(config, files: list[str]) -> dict:
 
 def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   """The vocabulary and the token cache <workdir>/tokens.i32: reused when built from the same corpus
-  and settings, else counted in one pass and tokenized once."""
+  and settings, else counted in one pass and tokenized once, by process 0 (the workdir is shared)."""
+  if distributed.is_main():
+    loaded = _vocab_and_tokens(config, workdir)
+    distributed.barrier("vocabulary")
+    return loaded
+  distributed.barrier("vocabulary")
+  return _vocab_and_tokens(config, workdir)
+
+
+def _vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
+  """load_vocab_and_tokens on one process."""
   files = corpus.corpus_files(config.corpus)
   source = corpus_source(config, files)
   saved = saved_source(workdir)
@@ -143,8 +158,12 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   cache = os.path.join(workdir, "tokens.i32")
   if saved == source and os.path.exists(cache):
     vocab = Vocab.load(workdir)
-    print(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the same corpus")
+    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, "
+                    "built from the same corpus")
     return vocab, input_pipeline.read_token_cache(cache)
+  if not distributed.is_main():
+    raise UserError(f"process {jax.process_index()} does not see process 0's {cache}: the workdir must be "
+                    "shared by all hosts")
   t0 = time.time()
   vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)
   print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
@@ -191,8 +210,11 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
 
 
 def make_mesh(config, blocks_per_update: int):
-  """The 1-D data mesh over config.num_devices devices (0: all), checked against the batch shape."""
+  """The 1-D data mesh over config.num_devices devices (0: all, of every process), checked against the batch."""
   available = len(jax.devices())
+  if jax.process_count() > 1 and config.num_devices not in (0, available):
+    raise UserError(f"config.num_devices={config.num_devices}: with several processes the mesh spans all "
+                    f"{available} devices; leave it at 0")
   if config.num_devices > available:
     raise UserError(f"config.num_devices={config.num_devices} but only {available} device(s) are visible")
   n = config.num_devices or available
@@ -209,19 +231,47 @@ def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_a
   return anchor_lr - (anchor_lr - min_alpha) * done
 
 
+class HostShard(NamedTuple):
+  """This process's part of the token stream: [start, end) indices, and the word position of start."""
+
+  start: int
+  end: int
+  words_start: int
+
+
+def host_shard(stream: np.ndarray) -> HostShard:
+  """This process's contiguous, sentence-aligned range of the token stream (all of it on one process)."""
+  start, end = distributed.shard_bounds(stream, jax.process_count())[jax.process_index()]
+  return HostShard(start, end, distributed.words_before(stream, start))
+
+
+def tables_sha256(tables) -> str:
+  """sha256 of both tables as this process holds them: equal on every process of a correct run."""
+  digest = hashlib.sha256()
+  for x in (tables.input, tables.output):
+    digest.update(distributed.to_host(x).tobytes())
+  return digest.hexdigest()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir."""
   validate_config(config)
+  distributed.initialize(config)
+  log = distributed.log
+  multihost = jax.process_count() > 1
   prepare_workdir(workdir)
-  if config.restart:
+  if config.restart and distributed.is_main():
     checkpointing.remove_checkpoints(workdir)
 
-  # Data: vocabulary, token cache, negative sampler.
+  # Data: vocabulary, token cache (this host's shard of it), negative sampler.
   vocab, stream = load_vocab_and_tokens(config, workdir)
+  shard = host_shard(stream)
+  stream = stream[:shard.end]
   thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
+  if distributed.is_main():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json(indent=2))
 
   # Model and step.
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
@@ -230,11 +280,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                         config.duplicate_cap, config.negative_draws)
   blocks_per_update = (config.update_size or config.batch_size) // config.block_length
   mesh = make_mesh(config, blocks_per_update)
+  host_blocks = config.batch_size // config.block_length // jax.process_count()
   if mesh.size == 1:
     step_fn, new_metrics = make_train_step(step_cfg, blocks_per_update), lambda: jnp.zeros(2, jnp.float32)
   else:
     step_fn = parallel.make_parallel_train_step(step_cfg, mesh, config.table_layout, blocks_per_update)
     new_metrics = lambda: parallel.replicate(jnp.zeros(2, jnp.float32), mesh)  # noqa: E731
+  if multihost:  # Orbax restores into global arrays: [V, D] on every device, until shard_tables
+    tables = Tables(*(parallel.replicate(x, mesh) for x in tables))
   base_key = jax.random.key(config.seed)
   total_words = config.epochs * vocab.total_tokens
 
@@ -242,7 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   identity = resume_identity(config, workdir)
   checkpointer = Checkpointer(workdir, config.keep_checkpoints, config.checkpoint_every_steps,
                               config.checkpoint_every_secs)
-  step, epoch, start_index, start_pos = 0, 0, 0, 0
+  step, epoch, epoch_words, position = 0, 0, 0, (shard.start, shard.words_start)
   anchor = (0, resolve_alpha(config))
   try:
     restored = checkpointer.restore_latest(tables, identity)
@@ -251,36 +304,59 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     raise
   if restored is not None:
     tables, meta = restored
-    step, epoch, start_index, start_pos = meta["step"], meta["epoch"], meta["end_index"], meta["raw_end"]
-  words = words_at_start = epoch * vocab.total_tokens + start_pos
+    step, epoch, epoch_words = meta["step"], meta["epoch"], meta["words"]
+    position = host_position(meta["positions"], shard)
+  words = words_at_start = epoch * vocab.total_tokens + epoch_words
   if restored is not None:
     anchor = tuple(meta["anchor"])
     if meta["identity"]["epochs"] != config.epochs:  # continue from the current lr to the new end
       anchor = (words, learning_rate(words, anchor, meta["identity"]["epochs"] * vocab.total_tokens,
                                      config.min_alpha))
-    print(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
+    log(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
   if mesh.size > 1:  # checkpoints hold [V, D] tables whatever the layout, so any device count restores them
     tables = parallel.shard_tables(tables, mesh, config.table_layout)
-  print(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
-        f"on {mesh.size} {jax.devices()[0].platform} device(s)"
-        + (f", tables {config.table_layout}" if mesh.size > 1 else ""))
+  log(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
+      f"on {mesh.size} {jax.devices()[0].platform} device(s)"
+      + (f" of {jax.process_count()} processes" if multihost else "")
+      + (f", tables {config.table_layout}" if mesh.size > 1 else ""))
 
-  def meta_at(epoch: int, end_index: int, raw_end: int) -> dict:
-    return {"epoch": epoch, "end_index": end_index, "raw_end": raw_end, "anchor": list(anchor),
-            "identity": identity}
+  def meta_at(epoch: int, words: int, positions: list) -> dict:
+    """Checkpoint metadata: positions holds every process's [stream index, word position] ([]: epoch start)."""
+    return {"epoch": epoch, "words": words, "positions": positions, "anchor": list(anchor), "identity": identity}
+
+  def save_and_stop(step: int) -> tuple[bool, bool]:
+    """Whether to checkpoint and whether to stop now, the same on every process (clocks and signals are
+    per process, so several processes agree on them only every log_every_steps)."""
+    if not multihost:
+      return checkpointer.due(step), stop.requested
+    if step % config.log_every_steps:
+      return checkpointer.due(step, by_time=False), False
+    return distributed.any_process(checkpointer.due(step), stop.requested)
 
   # Train loop.
-  progress = Progress(workdir, total_words)
+  progress = Progress(workdir, total_words) if distributed.is_main() else None
   stop = StopRequest()
   metrics = new_metrics()
   scores, start = {}, time.time()
   try:
     while epoch < config.epochs:
-      for batch in epoch_batches(config, vocab, stream, epoch, start_index, start_pos):
+      batches = epoch_batches(config, vocab, stream, epoch, *position, host_blocks * config.block_length)
+      plan = epoch_plan(config, vocab, stream, epoch, position, shard, host_blocks) if multihost else None
+      if plan is not None:
+        batches = distributed.pad_batches(batches, plan.steps, host_blocks, config.block_length)
+      for i, batch in enumerate(batches):
         lr = learning_rate(words, anchor, total_words, config.min_alpha)
         key = jax.random.fold_in(base_key, step)
-        tables, metrics = step_fn(tables, metrics, batch["tokens"], np.float32(lr), key, sampler)
-        words = epoch * vocab.total_tokens + int(batch["raw_end"])
+        tokens = batch["tokens"]
+        if multihost:
+          tokens = jax.make_array_from_process_local_data(parallel.batch_sharding(mesh), tokens)
+        tables, metrics = step_fn(tables, metrics, tokens, np.float32(lr), key, sampler)
+        if plan is None:
+          positions = [[int(batch["end_index"]), int(batch["raw_end"])]]
+          epoch_words = int(batch["raw_end"])
+        else:
+          positions, epoch_words = plan.positions[i].tolist(), int(plan.words[i])
+        words = epoch * vocab.total_tokens + epoch_words
         step += 1
         if step % config.log_every_steps == 0:
           loss_sum, pairs = np.asarray(metrics)
@@ -288,44 +364,72 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           if not np.isfinite(loss_sum):
             raise UserError(
                 f"the loss became {loss_sum} at step {step}; lower --config.alpha or --config.duplicate_cap")
-          progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
-        if stop.requested or checkpointer.due(step):
-          checkpointer.save(step, parallel.unshard_tables(tables, vocab.size),
-                            meta_at(epoch, int(batch["end_index"]), int(batch["raw_end"])))
-        if stop.requested:
+          if progress is not None:
+            progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
+        save, stop_now = save_and_stop(step)
+        if save or stop_now:
+          checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, epoch_words, positions))
+        if stop_now:
           checkpointer.wait()
-          print(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
-                "Run the same command to resume.", flush=True)
+          log(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
+              "Run the same command to resume.", flush=True)
           return {"stopped_at_step": step}
-      epoch, start_index, start_pos = epoch + 1, 0, 0
+      epoch, position = epoch + 1, (shard.start, shard.words_start)
       words = epoch * vocab.total_tokens
-      checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, 0, 0))
+      checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, 0, []))
       if config.eval_every_epoch or epoch == config.epochs:
-        emb = evaluation.Embeddings(vocab.words, np.asarray(tables.input)[:vocab.size])
-        scores = headline_scores(evaluation.evaluate_all(emb))
-        progress.scalars("eval", scores, step)
-        print(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+        vectors = distributed.to_host(parallel.unshard_tables(tables, vocab.size).input)
+        if distributed.is_main():
+          scores = headline_scores(evaluation.evaluate_all(evaluation.Embeddings(vocab.words, vectors)))
+          progress.scalars("eval", scores, step)
+          log(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
     jax.block_until_ready(tables)
   finally:
     stop.restore()
     checkpointer.close()
-    progress.close()
+    if progress is not None:
+      progress.close()
   elapsed = time.time() - start
-  model.update(parallel.unshard_tables(tables, vocab.size))
+  tables = parallel.unshard_tables(tables, vocab.size)
+  model.update(tables)
 
-  # Outputs.
-  export_vectors(workdir, vocab, np.asarray(model.input[...]))
+  # Outputs (process 0 writes them; every process takes part in gathering the tables).
+  vectors = distributed.to_host(model.input[...])
   trained = words - words_at_start
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   summary = {"train_seconds": elapsed, "words_per_sec": trained / max(elapsed, 1e-9), "steps": step,
-             "peak_rss_mb": peak_rss_mb, **scores}
+             "peak_rss_mb": peak_rss_mb, "tables_sha256": tables_sha256(tables), **scores}
+  if not distributed.is_main():
+    return summary
+  export_vectors(workdir, vocab, vectors)
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()},
               f, indent=2)
-  print(f"trained {trained} words in {elapsed:.1f}s ({summary['words_per_sec'] / 1e3:.0f}k words/s); "
-        f"vectors in {workdir}/vectors.txt and vectors.bin")
-  show_neighbors(vocab, np.asarray(model.input[...]), config.probe_words)
+  log(f"trained {trained} words in {elapsed:.1f}s ({summary['words_per_sec'] / 1e3:.0f}k words/s); "
+      f"vectors in {workdir}/vectors.txt and vectors.bin")
+  show_neighbors(vocab, vectors, config.probe_words)
   return summary
+
+
+def host_position(positions: list, shard: HostShard) -> tuple[int, int]:
+  """This process's (stream index, word position) in a checkpoint's per-process positions."""
+  if not positions:
+    return shard.start, shard.words_start
+  if len(positions) != jax.process_count():
+    raise UserError(f"the latest checkpoint is mid-epoch with {len(positions)} process(es)' stream positions; "
+                    f"resume it with {len(positions)} process(es) (a checkpoint taken at an epoch end resumes "
+                    "with any number)")
+  return tuple(positions[jax.process_index()])
+
+
+def epoch_plan(config, vocab: Vocab, stream: np.ndarray, epoch: int, position: tuple[int, int],
+               shard: HostShard, host_blocks: int) -> distributed.EpochPlan:
+  """Counts this host's remaining batches of the epoch (a numpy pass over its shard, identical to the
+  training input) and agrees with the other hosts on the step count and the words read per step."""
+  batches = input_pipeline.numpy_batches(stream, vocab, config.sample, config.seed, epoch,
+                                         host_blocks * config.block_length, config.block_length, *position)
+  ends = np.asarray([[b["end_index"], b["raw_end"]] for b in batches], np.int64).reshape(-1, 2)
+  return distributed.epoch_plan(ends, position, shard.words_start)
 
 
 def headline_scores(results: dict) -> dict[str, float]:

@@ -1,0 +1,180 @@
+"""Several processes through jax.distributed: host shards, config checks, and two local CPU processes
+(two devices each) that train one model, get killed after a checkpoint, resume and agree on the tables.
+
+The two-process case runs this file as a worker script (`python test_multihost.py WORKDIR OUT k=v ...`)
+that calls trainer.train_and_evaluate and writes its summary (with the tables' sha256) to OUT.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEP = -1
+
+
+def test_shards_are_disjoint_cover_the_stream_and_cut_at_sentence_ends() -> None:
+  """shard_bounds: consecutive ranges from 0 to the end, each starting after a SEP; words_before counts."""
+  from w2v_jax import distributed
+
+  rng = np.random.default_rng(0)
+  stream = rng.integers(0, 50, 5000).astype(np.int32)
+  stream[rng.random(5000) < 0.05] = SEP
+  for n in (1, 2, 3, 7):
+    bounds = distributed.shard_bounds(stream, n)
+    assert len(bounds) == n and bounds[0][0] == 0 and bounds[-1][1] == len(stream)
+    assert all(end == next_start for (_, end), (next_start, _) in zip(bounds, bounds[1:]))
+    assert all(start == 0 or stream[start - 1] == SEP for start, _ in bounds)
+    sizes = [end - start for start, end in bounds]
+    assert max(sizes) - min(sizes) < 200, sizes  # balanced up to a few sentences
+    for start, _ in bounds:
+      assert distributed.words_before(stream, start, chunk=97) == np.count_nonzero(stream[:start] != SEP)
+  one_sentence = np.array([3, 4, 5, 6, 7, SEP], np.int32)
+  assert distributed.shard_bounds(one_sentence, 2) == [(0, 6), (6, 6)]  # an empty shard pads every step
+
+
+def test_padding_batches_train_nothing_and_plan_sums_words() -> None:
+  """A short host's extra steps are all-SEP; the plan (one process) counts words from the shard start."""
+  from w2v_jax import distributed
+
+  batches = [{"tokens": np.ones([2, 4], np.int32)}]
+  padded = list(distributed.pad_batches(iter(batches), 3, 2, 4))
+  assert len(padded) == 3 and (padded[1]["tokens"] == SEP).all() and (padded[2]["tokens"] == SEP).all()
+  plan = distributed.epoch_plan(np.array([[10, 108], [20, 115]]), (5, 100), 100)
+  assert plan.steps == 2 and plan.words.tolist() == [8, 15]
+  assert plan.positions.shape == (2, 1, 2) and plan.positions[1, 0].tolist() == [20, 115]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"num_processes": 2}, "need config.coordinator_address"),
+    ({"coordinator_address": "h:1", "num_processes": 2, "process_id": 2}, "config.process_id=2 must be in 0..1"),
+    ({"coordinator_address": "h:1", "process_id": 0}, "config.num_processes=0 must be >= 1"),
+    ({"coordinator_address": "auto", "num_processes": 2, "process_id": 5}, "config.process_id=5"),
+])
+def test_bad_process_settings_are_one_line_errors(fields, message) -> None:
+  from configs import default
+  from w2v_jax import distributed
+  from w2v_jax.errors import UserError
+
+  config = default.get_config()
+  config.update(fields)
+  with pytest.raises(UserError, match=message):
+    distributed.check_config(config)
+
+
+# ---- two processes ----
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _launch(workdir, corpus: str, port: int, *extra: str) -> list[subprocess.Popen]:
+  """Starts the two processes of one run, each with two CPU devices."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "2", "TF_CPP_MIN_LOG_LEVEL": "3",
+         "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1",
+         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()}
+  return [subprocess.Popen(
+      [sys.executable, __file__, str(workdir), str(workdir / f"summary{pid}.json"), f"corpus={corpus}",
+       f"coordinator_address=localhost:{port}", "num_processes=2", f"process_id={pid}", "input=numpy",
+       "checkpoint_every_steps=2", "checkpoint_every_secs=0", "batch_size=1024", *extra],
+      cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
+
+
+def _finish(procs: list[subprocess.Popen]) -> list[str]:
+  """Both processes' stdout; fails with their stderr if one failed (skips if CPU collectives are missing)."""
+  outputs = [p.communicate(timeout=240) for p in procs]
+  for p, (_, stderr) in zip(procs, outputs):
+    if p.returncode and ("gloo" in stderr.lower() or "collectives" in stderr.lower()) and "Traceback" in stderr:
+      pytest.skip(f"jax.distributed CPU collectives are unavailable: {stderr.strip().splitlines()[-1]}")
+    assert p.returncode == 0, stderr[-3000:]
+  return [stdout for stdout, _ in outputs]
+
+
+def _checkpoints(workdir) -> list[int]:
+  directory = workdir / "checkpoints"
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if directory.is_dir() else []
+
+
+@pytest.mark.slow
+def test_two_processes_train_kill_resume_and_agree(tmp_path) -> None:
+  """Two processes train on their shards, are SIGKILLed after a checkpoint, resume mid-epoch, and end with
+  the same tables on both, bit for bit those of an uninterrupted run; only process 0 prints and writes."""
+  rng = random.Random(2)
+  words = [f"w{i}" for i in range(150)]
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(3, 30))) for _ in range(1200)))
+  workdir = tmp_path / "run"
+
+  reference = _launch(tmp_path / "reference", str(corpus), _free_port())  # uninterrupted, alongside
+  procs = _launch(workdir, str(corpus), _free_port())
+  deadline = time.time() + 120
+  while not [s for s in _checkpoints(workdir) if s >= 4] and time.time() < deadline:
+    if any(p.poll() is not None for p in procs):
+      _finish(procs)  # exited early: report why
+      pytest.fail("the run finished before it could be killed")
+    time.sleep(0.05)
+  for p in procs:
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+  assert not (workdir / "vectors.bin").exists()
+  for step in _checkpoints(workdir):  # as if killed right after step 4 (mid-epoch), whatever the timing
+    if step > 4:
+      shutil.rmtree(workdir / "checkpoints" / str(step))
+  positions = _meta(workdir, 4)["positions"]
+  assert len(positions) == 2 and positions[0][0] < positions[1][0], positions  # each host's own place
+
+  out0, out1 = _finish(_launch(workdir, str(corpus), _free_port()))
+  assert "resumed from step 4: epoch 1" in out0 and "on 4 cpu device(s) of 2 processes" in out0, out0
+  assert "vectors in" in out0
+  assert "epoch" not in out1 and "resumed" not in out1, out1  # process 1 stays quiet
+  s0, s1 = (json.loads((workdir / f"summary{pid}.json").read_text()) for pid in (0, 1))
+  assert s0["tables_sha256"] == s1["tables_sha256"]
+  _finish(reference)
+  expected = json.loads((tmp_path / "reference" / "summary1.json").read_text())
+  assert s0["tables_sha256"] == expected["tables_sha256"] and s0["steps"] == expected["steps"]
+  assert s0["steps"] == s1["steps"] > 6
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["tables_sha256"] == s0["tables_sha256"]
+  last = _meta(workdir, _checkpoints(workdir)[-1])
+  assert last["epoch"] == 2 and last["positions"] == [] and last["step"] == s0["steps"]
+
+
+def _meta(workdir, step: int) -> dict:
+  return json.loads((workdir / "checkpoints" / str(step) / "meta" / "metadata").read_text())
+
+
+def _worker(workdir: str, out: str, overrides: list[str]) -> None:
+  """One process of a multi-process run: tiny config with k=v overrides, summary JSON to out."""
+  sys.path.insert(0, ROOT)
+  from configs import tiny
+  from w2v_jax import trainer
+
+  config = tiny.get_config()
+  for item in overrides:
+    key, value = item.split("=", 1)
+    try:
+      config[key] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      config[key] = value
+  summary = trainer.train_and_evaluate(config, workdir)
+  with open(out, "w") as f:
+    json.dump(summary, f)
+
+
+if __name__ == "__main__":
+  _worker(sys.argv[1], sys.argv[2], sys.argv[3:])

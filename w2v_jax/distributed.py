@@ -1,0 +1,159 @@
+"""Several processes (hosts): jax.distributed start-up, each host's shard of the token stream, and the
+per-epoch step plan that keeps every host running the same number of steps.
+
+Hosts shard the token cache (one stream for all files) into contiguous ranges cut at sentence ends,
+of about equal size whatever the files' sizes. A host's batches hold batch_size / process_count
+tokens of its own range; the shorter shards are padded with all-SEP batches (steps that train
+nothing) so every host calls the collective step equally often.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from w2v_jax.errors import UserError
+
+SEP = -1
+AUTO = "auto"
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects inconsistent coordinator_address / num_processes / process_id with one line."""
+  address, n, pid = config.coordinator_address, config.num_processes, config.process_id
+  if not address:
+    if n or pid != -1:
+      raise UserError(f"config.num_processes={n} / config.process_id={pid} need config.coordinator_address "
+                      f"(host:port of process 0, or '{AUTO}' on a TPU pod or SLURM)")
+    return
+  if n < 0 or (address != AUTO and n < 1):
+    raise UserError(f"config.num_processes={n} must be >= 1 with config.coordinator_address={address!r}")
+  in_range = 0 <= pid < n if address != AUTO else pid == -1 or (pid >= 0 and (not n or pid < n))
+  if not in_range:
+    raise UserError(f"config.process_id={pid} must be in 0..{n - 1} (config.num_processes={n})")
+
+
+def initialize(config: ml_collections.ConfigDict) -> None:
+  """Joins the other processes through jax.distributed, before anything touches a device.
+
+  'auto' lets JAX detect the cluster (TPU pod, SLURM, ...). On CPU, JAX 0.10's default cross-process
+  collectives (gloo) need no setting.
+  """
+  check_config(config)
+  if not config.coordinator_address:
+    return
+  if config.coordinator_address == AUTO:
+    jax.distributed.initialize(num_processes=config.num_processes or None,
+                               process_id=config.process_id if config.process_id >= 0 else None)
+  else:
+    jax.distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
+
+
+def is_main() -> bool:
+  """Whether this process writes logs, metrics and outputs (process 0)."""
+  return jax.process_index() == 0
+
+
+def log(*args, **kwargs) -> None:
+  """print on process 0 only: the other processes stay quiet."""
+  if is_main():
+    print(*args, **kwargs)
+
+
+def barrier(name: str) -> None:
+  """Waits until every process gets here (no-op on one process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def any_process(*flags: bool) -> tuple[bool, ...]:
+  """Each flag OR-ed over the processes (a collective: every process must call it together)."""
+  if jax.process_count() == 1:
+    return flags
+  gathered = multihost_utils.process_allgather(np.asarray(flags, np.int32))
+  return tuple(bool(x) for x in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0))
+
+
+def to_host(x: jax.Array) -> np.ndarray:
+  """The whole array as numpy on every process (gathered when other processes hold parts of it)."""
+  if x.is_fully_addressable or x.is_fully_replicated:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def shard_bounds(stream: np.ndarray, num_shards: int) -> list[tuple[int, int]]:
+  """num_shards contiguous [start, end) ranges covering the stream, each cut just after a SEP.
+
+  A cut moves forward from the even split to the next sentence end, so no sentence is split between
+  hosts (a shard may be empty when one sentence spans several even splits).
+  """
+  cuts = [0]
+  for k in range(1, num_shards):
+    at = max(k * len(stream) // num_shards, cuts[-1])
+    cuts.append(_next_sentence_start(stream, at))
+  return list(zip(cuts, [*cuts[1:], len(stream)]))
+
+
+def _next_sentence_start(stream: np.ndarray, at: int, chunk: int = 1 << 20) -> int:
+  """The first index >= at that follows a SEP (or the stream end)."""
+  if at == 0:
+    return 0
+  for start in range(at - 1, len(stream), chunk):
+    seps = np.flatnonzero(np.asarray(stream[start:start + chunk]) == SEP)
+    if len(seps):
+      return start + int(seps[0]) + 1
+  return len(stream)
+
+
+def words_before(stream: np.ndarray, index: int, chunk: int = 1 << 22) -> int:
+  """Corpus tokens (non-SEP entries) before stream[index]: a shard's first word position."""
+  return sum(int(np.count_nonzero(np.asarray(stream[i:min(i + chunk, index)]) != SEP))
+             for i in range(0, index, chunk))
+
+
+class EpochPlan(NamedTuple):
+  """The rest of an epoch on all hosts: positions [steps, processes, 2] (each host's stream index and
+  word position after each step) and words [steps] (this epoch's corpus tokens read by all hosts)."""
+
+  positions: np.ndarray
+  words: np.ndarray
+
+  @property
+  def steps(self) -> int:
+    return len(self.words)
+
+
+def epoch_plan(local_ends: np.ndarray, start: tuple[int, int], shard_words_start: int) -> EpochPlan:
+  """Gathers every host's batch ends ([n, 2] end_index, raw_end) into the common step plan.
+
+  A host with fewer batches stays at its last position for the padding steps. start is this host's
+  position before the first batch; shard_words_start the word position of its shard's first token.
+  """
+  n = multihost_utils.process_allgather(np.int64(len(local_ends))) if jax.process_count() > 1 else [len(local_ends)]
+  steps = int(np.max(n))
+  padded = np.empty([steps, 2], np.int64)
+  padded[:len(local_ends)] = local_ends
+  padded[len(local_ends):] = local_ends[-1] if len(local_ends) else start
+  # One allgather carries both the ends and, as a last row, the shard's first word position.
+  with_origin = np.concatenate([padded, [[shard_words_start, shard_words_start]]])
+  if jax.process_count() > 1:
+    everyone = np.asarray(multihost_utils.process_allgather(with_origin))  # [processes, steps + 1, 2]
+  else:
+    everyone = with_origin[None]
+  positions = everyone[:, :steps].transpose(1, 0, 2)
+  words = (positions[:, :, 1] - everyone[:, steps:, 1].T).sum(axis=1)
+  return EpochPlan(positions, words)
+
+
+def pad_batches(batches, steps: int, blocks: int, block_length: int):
+  """The host's batches, then all-SEP batches (which train nothing) up to the common step count."""
+  count = 0
+  for batch in batches:
+    count += 1
+    yield batch
+  for _ in range(steps - count):
+    yield {"tokens": np.full([blocks, block_length], SEP, np.int32)}
