@@ -14,11 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ("w2v_jax", "gensim", "word2vec.c")
 
 
-def run(cmd: list[str], on_output: Callable[[bytes, float], None] | None = None) -> tuple[float, str, float]:
-  """Runs cmd from the repository root; returns (wall seconds, stdout+stderr, peak RSS MB of the process).
+def run(cmd: list[str], on_output: Callable[[bytes, float], None] | None = None) -> tuple[float, str, float, float]:
+  """Runs cmd from the repository root; returns (wall s, stdout+stderr, peak RSS MB, CPU s) of the process.
 
   Output is read as it arrives so on_output(chunk, perf_counter time) can timestamp it; the RSS comes from
   wait4, so it is this process tree's own peak, not that of an earlier benchmark run from the same script.
+  CPU seconds over wall seconds shows how many cores a run actually got on a shared machine.
   """
   t0 = time.perf_counter()
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -34,7 +35,7 @@ def run(cmd: list[str], on_output: Callable[[bytes, float], None] | None = None)
   out = b"".join(chunks).decode(errors="replace")
   if proc.returncode:
     raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{out[-3000:]}")
-  return wall, out, usage.ru_maxrss / 1024
+  return wall, out, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def load() -> str:

@@ -33,11 +33,12 @@ model.wv.save_word2vec_format(sys.argv[4], binary=True)
 
 @dataclass
 class PeerRun:
-  """One peer's run: training seconds (None where the peer does not report them), wall and peak RSS."""
+  """One peer's run: training seconds, wall and CPU seconds of the whole process, peak RSS."""
 
-  train_s: float | None
+  train_s: float
   wall_s: float
   rss_mb: float
+  cpu_s: float
   setup_s: float | None = None  # word2vec.c: vocabulary pass and table init, before training starts
 
 
@@ -52,8 +53,8 @@ def ensure() -> None:
 
 def run_gensim(lines: str, epochs: int, workers: int, output: str) -> PeerRun:
   """gensim in corpus_file mode on a file of 1,000-word lines; training seconds as gensim reports them."""
-  wall, out, rss = common.run([PYTHON, "-c", GENSIM, lines, str(epochs), str(workers), output])
-  return PeerRun(float(out.split("TRAIN")[1].split()[0]), wall, rss)
+  wall, out, rss, cpu = common.run([PYTHON, "-c", GENSIM, lines, str(epochs), str(workers), output])
+  return PeerRun(float(out.split("TRAIN")[1].split()[0]), wall, rss, cpu)
 
 
 def run_word2vec_c(lines: str, epochs: int, threads: int, output: str) -> PeerRun:
@@ -75,9 +76,9 @@ def run_word2vec_c(lines: str, epochs: int, threads: int, output: str) -> PeerRu
       first_progress.append(now)
 
   t0 = time.perf_counter()
-  wall, _, rss = common.run(cmd, on_output=watch)
+  wall, _, rss, cpu = common.run(cmd, on_output=watch)
   setup = first_progress[0] - t0
-  return PeerRun(wall - setup, wall, rss, setup)
+  return PeerRun(wall - setup, wall, rss, cpu, setup)
 
 
 def versions() -> str:

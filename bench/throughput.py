@@ -26,6 +26,7 @@ class Run:
   train_s: float
   wall_s: float  # the whole process, vocabulary building included
   rss_mb: float
+  cpu_s: float  # CPU seconds of the whole process: cpu_s / wall_s is the number of cores it got
   load: str  # load averages when the run started
   setup_s: float | None = None
 
@@ -36,14 +37,14 @@ def train_systems(args) -> list[Run]:
   tokens = None
   if "w2v_jax" in args.systems:
     workdir, load = os.path.join(args.out, "w2v_jax"), common.load()
-    wall, _, rss = common.run(common.train_command(args, workdir))
+    wall, _, rss, cpu = common.run(common.train_command(args, workdir))
     with open(os.path.join(workdir, "results.json")) as f:
       res = json.load(f)
     with open(os.path.join(workdir, "vocab.json")) as f:
       tokens = json.load(f)["total_tokens"]
     name = " ".join(["w2v_jax", *args.extra.split(",")]).strip()
     runs.append(Run(name, os.path.join(workdir, "vectors.bin"), res["words_per_sec"], res["train_seconds"], wall,
-                    rss, load))
+                    rss, cpu, load))
   peer_names = [s for s in args.systems if s != "w2v_jax"]
   if peer_names:
     peers.ensure()
@@ -58,8 +59,8 @@ def train_systems(args) -> list[Run]:
     else:
       run = peers.run_word2vec_c(lines, args.epochs, args.workers, vectors)
       label = f"word2vec.c threads={args.workers}"
-    runs.append(Run(label, vectors, args.epochs * tokens / run.train_s, run.train_s, run.wall_s, run.rss_mb, load,
-                    run.setup_s))
+    runs.append(Run(label, vectors, args.epochs * tokens / run.train_s, run.train_s, run.wall_s, run.rss_mb,
+                    run.cpu_s, load, run.setup_s))
   print(f"corpus {args.corpus}: {tokens} tokens, {args.epochs} epoch(s), {os.cpu_count()} CPU cores; "
         f"outputs in {args.out}")
   return runs
@@ -70,11 +71,11 @@ def main():
   runs = train_systems(args)
   base = runs[0].words_per_sec
   print(f"{'system':36} {'raw words/s':>11} {'train s':>8} {'wall s':>7} {'setup s':>7} {'peak RSS MB':>11} "
-        f"{'vs ' + runs[0].name.split()[0]:>10}  load at start (1/5/15 min)")
+        f"{'CPU/wall':>8} {'vs ' + runs[0].name.split()[0]:>10}  load at start (1/5/15 min)")
   for r in runs:
     setup = "" if r.setup_s is None else f"{r.setup_s:.1f}"
     print(f"{r.name:36} {r.words_per_sec:>11.0f} {r.train_s:>8.1f} {r.wall_s:>7.1f} {setup:>7} {r.rss_mb:>11.0f} "
-          f"{r.words_per_sec / base:>10.2f}  {r.load}")
+          f"{r.cpu_s / r.wall_s:>8.2f} {r.words_per_sec / base:>10.2f}  {r.load}")
   print("wall = the whole process, vocabulary building included; setup = word2vec.c's vocabulary pass and init; "
         f"w2v_jax's train s include compile, final evaluation and checkpoint. At the end: {common.load()}")
 
