@@ -1,6 +1,6 @@
 """The peer systems (gensim, word2vec.c) in their own virtualenv, bench/.peers-venv, not dependencies of w2v_jax.
 
-python bench/peers.py   (creates or updates the environment; needs gcc: pip builds word2vec.c from the sdist)
+python bench/peers.py   (creates the environment where missing; needs gcc: pip builds word2vec.c from the sdist)
 """
 
 import os
@@ -21,7 +21,7 @@ WORD2VEC_C = os.path.join(VENV, "bin", "word2vec")
 REQUIREMENTS = ["gensim==4.4.*", "word2vec==0.11.*"]
 
 GENSIM = """
-import sys, time
+import sys
 from gensim.models import Word2Vec
 path, epochs, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 model = Word2Vec(corpus_file=path, sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5,
@@ -77,8 +77,8 @@ def run_word2vec_c(lines: str, epochs: int, threads: int, output: str) -> PeerRu
 
   t0 = time.perf_counter()
   wall, _, rss, cpu = common.run(cmd, on_output=watch)
-  setup = first_progress[0] - t0
-  return PeerRun(wall - setup, wall, rss, cpu, setup)
+  setup = first_progress[0] - t0 if first_progress else None  # a corpus too small to print progress: no split
+  return PeerRun(wall - (setup or 0.0), wall, rss, cpu, setup)
 
 
 def versions() -> str:
