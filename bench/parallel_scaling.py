@@ -12,20 +12,15 @@ several cores were busy during a step.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def step_config(model: str, window: int, negative: int, lr: float):
-  """The trainer's kind of config with a duplicate cap of 8 touches (a count or a summed lr, by field name)."""
-  from w2v_jax.train_step import StepConfig
-
-  field = next(f.name for f in dataclasses.fields(StepConfig) if f.name in ("duplicate_cap", "max_row_lr"))
-  return StepConfig(model, window, negative, **{field: 8 * lr if field == "max_row_lr" else 8.0})
+from bench import common  # noqa: E402
 
 
 def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) -> list[dict]:
@@ -38,19 +33,13 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
   import numpy as np
   from flax import nnx
 
-  from w2v_jax import parallel, sampling
+  from w2v_jax import parallel
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import Sampler, make_train_step
+  from w2v_jax.train_step import make_train_step
 
   lr = np.float32(0.025)
-  rng = np.random.default_rng(0)
-  counts = np.maximum((1e7 / np.arange(1, vocab_size + 1)).astype(np.int64), 5)
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
-  sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
-  probs = counts / counts.sum()
-  shape = (args.batch_size // args.block_length, args.block_length)
-  batches = [rng.choice(vocab_size, size=shape, p=probs).astype(np.int32) for _ in range(4)]
-  cfg = step_config(args.model, 5, 5, float(lr))
+  sampler, batches = common.zipf_inputs(vocab_size, args.batch_size, args.block_length)
+  cfg = common.step_config(args.model)
   mesh = parallel.make_mesh()
   steps, state = {}, {}
   for layout in layouts:

@@ -1,102 +1,83 @@
-"""Raw corpus words/s of w2v_jax beside gensim (corpus_file mode, 1,000-word lines), same corpus, same run.
+"""Raw corpus words/s of w2v_jax, gensim and word2vec.c: same corpus, same settings, one after another.
 
-python bench/throughput.py --corpus ../shared/data/wiki2015_text8like.zip [--epochs 1] [--skip_gensim]
-Raw words = corpus tokens before subsampling, the same count for every system.
+python bench/throughput.py [--corpus ../shared/data/wiki2015_text8like.zip] [--epochs 1] [--systems ...]
+Skip-gram, dim 100, window 5, negative 5, sample 1e-3, min_count 5. Raw words = corpus tokens before
+subsampling, the same count for every system. The peers run from bench/.peers-venv (bench/peers.py creates
+it), gensim in corpus_file mode and word2vec.c on one text file of 1,000-word lines.
 """
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
+from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-GENSIM = """
-import sys, time, logging
-from gensim.models import Word2Vec
-path, epochs, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-t0 = time.time()
-model = Word2Vec(corpus_file=path, sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5,
-                 workers=workers, epochs=epochs, seed=1)
-print("WALL", time.time() - t0)
-print("TRAIN", model.total_train_time)
-import resource
-print("RSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-model.wv.save_word2vec_format(sys.argv[4], binary=True)
-"""
+from bench import common, peers  # noqa: E402
 
 
-def corpus_lines(corpus: str, out: str, words_per_line: int = 1000) -> int:
-  """Writes the corpus as lines of words_per_line words (gensim's corpus_file format); returns tokens."""
-  sys.path.insert(0, ROOT)
-  from w2v_jax import corpus as corpus_lib
+@dataclass
+class Run:
+  """One system's run: where its vectors are, how fast it trained, what it cost."""
 
-  n = 0
-  with open(out, "w") as f:
-    carry = []
-    for piece in corpus_lib.read_pieces(corpus_lib.corpus_files(corpus), lowercase=True):
-      carry.extend(piece.decode().split())
-      while len(carry) >= words_per_line:
-        f.write(" ".join(carry[:words_per_line]) + "\n")
-        n += words_per_line
-        del carry[:words_per_line]
-    if carry:
-      f.write(" ".join(carry) + "\n")
-      n += len(carry)
-  return n
+  name: str
+  vectors: str
+  words_per_sec: float  # epochs x corpus tokens / training seconds
+  train_s: float
+  wall_s: float  # the whole process, vocabulary building included
+  rss_mb: float
+  cpu_s: float  # CPU seconds of the whole process: cpu_s / wall_s is the number of cores it got
+  load: str  # load averages when the run started
+  setup_s: float | None = None
 
 
-def run(cmd: list[str]) -> tuple[float, str]:
-  """Runs cmd; returns (wall seconds, stdout)."""
-  t0 = time.time()
-  out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-  return time.time() - t0, out
-
-
-def parse_args(description: str, epochs: int) -> argparse.Namespace:
-  """The flags both benchmark scripts take."""
-  parser = argparse.ArgumentParser(description=description)
-  parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
-  parser.add_argument("--epochs", type=int, default=epochs)
-  parser.add_argument("--workers", type=int, default=os.cpu_count())
-  parser.add_argument("--skip_gensim", action="store_true")
-  parser.add_argument("--extra", default="", help="extra --config.x=y flags for w2v_jax, comma-separated")
-  return parser.parse_args()
-
-
-def train_command(args: argparse.Namespace, workdir: str) -> list[str]:
-  """train.py on the benchmark corpus with the reference settings (configs/text8.py), no per-epoch eval."""
-  return [sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={workdir}",
-          f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", "--config.eval_every_epoch=False",
-          "--config.probe_words="] + [e for e in args.extra.split(",") if e]
+def train_systems(args) -> list[Run]:
+  """Trains each of args.systems on args.corpus for args.epochs, one after another; outputs under args.out."""
+  runs = []
+  tokens = None
+  if "w2v_jax" in args.systems:
+    workdir, load = os.path.join(args.out, "w2v_jax"), common.load()
+    wall, _, rss, cpu = common.run(common.train_command(args, workdir))
+    with open(os.path.join(workdir, "results.json")) as f:
+      res = json.load(f)
+    with open(os.path.join(workdir, "vocab.json")) as f:
+      tokens = json.load(f)["total_tokens"]
+    name = " ".join(["w2v_jax", *args.extra.split(",")]).strip()
+    runs.append(Run(name, os.path.join(workdir, "vectors.bin"), res["words_per_sec"], res["train_seconds"], wall,
+                    rss, cpu, load))
+  peer_names = [s for s in args.systems if s != "w2v_jax"]
+  if peer_names:
+    peers.ensure()
+    lines = os.path.join(args.out, "corpus_1000.txt")
+    written = common.corpus_lines(args.corpus, lines)
+    tokens = tokens or written
+  for name in peer_names:
+    load, vectors = common.load(), os.path.join(args.out, f"{name}.bin")
+    if name == "gensim":
+      run = peers.run_gensim(lines, args.epochs, args.workers, vectors)
+      label = f"gensim corpus_file workers={args.workers}"
+    else:
+      run = peers.run_word2vec_c(lines, args.epochs, args.workers, vectors)
+      label = f"word2vec.c threads={args.workers}"
+    runs.append(Run(label, vectors, args.epochs * tokens / run.train_s, run.train_s, run.wall_s, run.rss_mb,
+                    run.cpu_s, load, run.setup_s))
+  print(f"corpus {args.corpus}: {tokens} tokens, {args.epochs} epoch(s), {os.cpu_count()} CPU cores; "
+        f"outputs in {args.out}")
+  return runs
 
 
 def main():
-  args = parse_args(__doc__, epochs=1)
-  tmp = tempfile.mkdtemp(prefix="w2v_bench_")
-  rows = []
-  wall, _ = run(train_command(args, f"{tmp}/w2v_jax"))
-  with open(f"{tmp}/w2v_jax/results.json") as f:
-    res = json.load(f)
-  with open(f"{tmp}/w2v_jax/vocab.json") as f:
-    tokens = json.load(f)["total_tokens"]
-  rows.append(("w2v_jax", res["words_per_sec"], wall, res["peak_rss_mb"]))
-
-  if not args.skip_gensim:
-    lines = f"{tmp}/corpus_1000.txt"
-    corpus_lines(args.corpus, lines)
-    wall, out = run([sys.executable, "-c", GENSIM, lines, str(args.epochs), str(args.workers), f"{tmp}/g.bin"])
-    train = float(out.split("TRAIN")[1].split()[0])
-    rss = float(out.split("RSS")[1].split()[0])
-    rows.append((f"gensim corpus_file workers={args.workers}", args.epochs * tokens / train, wall, rss))
-
-  print(f"corpus {args.corpus}: {tokens} tokens, {args.epochs} epoch(s), {os.cpu_count()} CPU cores")
-  print(f"{'system':36} {'raw words/s':>12} {'wall s (incl. vocab)':>21} {'peak RSS MB':>12} {'vs w2v_jax':>10}")
-  for name, wps, wall, rss in rows:
-    print(f"{name:36} {wps:>12.0f} {wall:>21.1f} {rss:>12.0f} {wps / rows[0][1]:>10.2f}")
+  args = common.parse_args(__doc__, epochs=1)
+  runs = train_systems(args)
+  base = runs[0].words_per_sec
+  print(f"{'system':36} {'raw words/s':>11} {'train s':>8} {'wall s':>7} {'setup s':>7} {'peak RSS MB':>11} "
+        f"{'CPU/wall':>8} {'vs ' + runs[0].name.split()[0]:>10}  load at start (1/5/15 min)")
+  for r in runs:
+    setup = "" if r.setup_s is None else f"{r.setup_s:.1f}"
+    print(f"{r.name:36} {r.words_per_sec:>11.0f} {r.train_s:>8.1f} {r.wall_s:>7.1f} {setup:>7} {r.rss_mb:>11.0f} "
+          f"{r.cpu_s / r.wall_s:>8.2f} {r.words_per_sec / base:>10.2f}  {r.load}")
+  print("wall = the whole process, vocabulary building included; setup = word2vec.c's vocabulary pass and init; "
+        f"w2v_jax's train s include compile, final evaluation and checkpoint. At the end: {common.load()}")
 
 
 if __name__ == "__main__":
