@@ -23,9 +23,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.shrink_windows = True
   # Number of negative samples per positive pair.
   config.negative = 5
-  # Negatives drawn per center word and shared by its window's pairs (0: `negative`); more draws
-  # lower the variance of the update at the cost of gathering more rows.
+  # Negatives drawn per group of center words and shared by all their pairs (0: `negative`), each
+  # weighted negative / negative_draws; more draws lower the variance of the update.
   config.negative_draws = 0
+  # Consecutive center words sharing one draw of negatives (HogBatch); a group's negative rows are
+  # gathered once and scored in one matrix product, so larger groups with more draws cost fewer rows.
+  config.negative_group = 1
   # Negatives are drawn from count**ns_exponent (0.75 as word2vec.c; fastText uses 0.5).
   config.ns_exponent = 0.75
   # Frequent-word subsampling threshold (word2vec.c formula); 0 turns it off.

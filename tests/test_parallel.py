@@ -88,13 +88,11 @@ def _train(step, tables, metrics, batches, sampler):
 
 
 def _config(model: str):
-  """The step config with the duplicate cap at CAP touches (a count or a summed lr, by field name)."""
-  import dataclasses
-
+  """The step config with the duplicate cap at CAP touches; CBOW shares negatives by groups of 4 centers."""
   from w2v_jax.train_step import StepConfig
 
-  field = next(f.name for f in dataclasses.fields(StepConfig) if f.name in ("duplicate_cap", "max_row_lr"))
-  return StepConfig(model, WINDOW, NEGATIVE, **{field: CAP * LR if field == "max_row_lr" else CAP})
+  group = {"negative_draws": 2 * NEGATIVE, "negative_group": 4} if model == "cbow" else {}
+  return StepConfig(model, WINDOW, NEGATIVE, duplicate_cap=CAP, **group)
 
 
 def _diff(a, b) -> float:

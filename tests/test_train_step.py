@@ -159,13 +159,14 @@ def test_cbow_update_matches_word2vec_rule(mean: bool, seed: int, reference_pair
 
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 @pytest.mark.parametrize("cap", [1.0, 2.5])
-@pytest.mark.parametrize("draws", [NEGATIVE, 4 * NEGATIVE])
-def test_duplicate_cap_scales_summed_updates(model: str, cap: float, draws: int) -> None:
+@pytest.mark.parametrize(("draws", "group"), [(NEGATIVE, 1), (4 * NEGATIVE, 1), (4 * NEGATIVE, 3)])
+def test_duplicate_cap_scales_summed_updates(model: str, cap: float, draws: int, group: int) -> None:
   """A row touched c > cap times moves by cap / c of its summed update; a position counts 1 touch, a
-  valid negative draw negative / draws of one."""
-  cfg = StepConfig(model, WINDOW, NEGATIVE, negative_draws=draws)
+  valid negative drawn for a group of G centers G * negative / draws."""
+  cfg = StepConfig(model, WINDOW, NEGATIVE, negative_draws=draws, negative_group=group)
   tables = make_tables(1)
-  tokens, shrink, negatives = make_batch(1, draws)
+  tokens, shrink, _ = make_batch(1)
+  negatives = np.random.default_rng(4).integers(0, VOCAB, size=(2, 12 // group, draws)).astype(np.int32)
   grads_fn = skipgram_grads if model == "skipgram" else cbow_grads
   _, _, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
   g_in, g_out, g_neg = (np.asarray(g, np.float64) for g in grads)
@@ -183,10 +184,9 @@ def test_duplicate_cap_scales_summed_updates(model: str, cap: float, draws: int)
         np.add.at(out_sum, t, -LR * g_out[b, i])
       else:  # SEP rows carry no gradient at all
         assert not g_in[b, i].any() and not g_out[b, i].any()
-      for k in range(draws):
-        n = negatives[b, i, k]
-        out_count[n] += valid_neg[b, i, k] * NEGATIVE / draws
-        np.add.at(out_sum, n, -LR * g_neg[b, i, k])
+  for (b, i, k), n in np.ndenumerate(negatives):
+    out_count[n] += valid_neg[b, i, k] * group * NEGATIVE / draws
+    np.add.at(out_sum, n, -LR * g_neg[b, i, k])
   assert (in_count > cap).any() and (out_count > cap).any()
   in_scale = np.minimum(1.0, cap / np.maximum(in_count, 1))[:, None]
   out_scale = np.minimum(1.0, cap / np.maximum(out_count, 1))[:, None]
@@ -278,3 +278,35 @@ def test_sequential_updates_equal_successive_steps() -> None:
   np.testing.assert_allclose(np.asarray(got.input), np.asarray(tables.input), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got.output), np.asarray(tables.output), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_metrics), np.asarray(metrics), rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["skipgram", "cbow"])
+def test_grouped_negatives_equal_per_center_negatives(model: str) -> None:
+  """Negatives shared by a group of G centers give each center the gradients of drawing the group's
+  negatives itself (the tested per-center path), and each drawn row the sum over the group."""
+  group, draws = 4, 2 * NEGATIVE
+  tables = make_tables(2)
+  tokens, shrink, _ = make_batch(2)
+  negatives = np.random.default_rng(3).integers(0, VOCAB, size=(2, 12 // group, draws)).astype(np.int32)
+  grads_fn = skipgram_grads if model == "skipgram" else cbow_grads
+  grouped_cfg = StepConfig(model, WINDOW, NEGATIVE, negative_draws=draws, negative_group=group)
+  loss, count, (g_in, g_out, g_neg), valid = grads_fn(grouped_cfg, tables, tokens, shrink, negatives)
+  per_center = np.repeat(negatives, group, axis=1)
+  want = grads_fn(StepConfig(model, WINDOW, NEGATIVE, negative_draws=draws), tables, tokens, shrink, per_center)
+  want_loss, want_count, (want_in, want_out, want_neg), want_valid = want
+  np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-5)
+  assert int(count) == int(want_count)
+  np.testing.assert_allclose(np.asarray(g_in), np.asarray(want_in), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(g_out), np.asarray(want_out), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(g_neg), np.asarray(want_neg).reshape(2, 12 // group, group, draws, DIM)
+                             .sum(axis=2), atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(valid), np.asarray(want_valid).reshape(2, 3, group, draws).any(axis=2))
+
+
+def test_draw_gives_each_group_of_centers_its_negatives() -> None:
+  """draw returns [B, L / negative_group, negative_draws] ids and one shrink per center."""
+  cfg = StepConfig("skipgram", WINDOW, NEGATIVE, negative_draws=7, negative_group=4)
+  counts = np.arange(VOCAB, 0, -1) * 10
+  sampler = Sampler(*map(jnp.asarray, sampling.alias_table(sampling.negative_weights(counts, 0.75))))
+  shrink, negatives = draw(cfg, jax.random.key(0), jnp.zeros((2, 12), jnp.int32), sampler)
+  assert shrink.shape == (2, 12) and negatives.shape == (2, 3, 7)

@@ -27,7 +27,8 @@ class StepConfig:
   shrink_windows: bool = True
   cbow_mean: bool = True
   duplicate_cap: float = 0.0  # rows touched more often in a step are scaled down to this; 0: plain SGD
-  negative_draws: int = 0  # negatives drawn per center, shared by its window (0: `negative`)
+  negative_draws: int = 0  # negatives drawn per group of centers, shared by their windows (0: `negative`)
+  negative_group: int = 1  # consecutive centers of a block sharing one set of negative draws
 
 
 class Sampler(NamedTuple):
@@ -38,14 +39,14 @@ class Sampler(NamedTuple):
 
 
 def draw(cfg: StepConfig, key: jax.Array, tokens: jax.Array, sampler: Sampler):
-  """Per step randomness: each center's shrunk window b_i and its `negative` negatives."""
+  """Per step randomness: each center's shrunk window b_i, and the negatives of each group of centers."""
   shrink_key, negative_key = jax.random.split(key)
   if cfg.shrink_windows:
     shrink = jax.random.randint(shrink_key, tokens.shape, 1, cfg.window + 1, dtype=jnp.int32)
   else:
     shrink = jnp.full(tokens.shape, cfg.window, jnp.int32)
-  negatives = sampling.draw_negatives(
-      negative_key, sampler.thresholds, sampler.alias, (*tokens.shape, cfg.negative_draws or cfg.negative))
+  shape = (tokens.shape[0], tokens.shape[1] // cfg.negative_group, cfg.negative_draws or cfg.negative)
+  negatives = sampling.draw_negatives(negative_key, sampler.thresholds, sampler.alias, shape)
   return shrink, negatives
 
 
@@ -55,6 +56,28 @@ def _log_sigmoid_loss(positive, positive_weight, negative, negative_weight):
            + jnp.sum(negative_weight * jax.nn.log_sigmoid(-negative)))
 
 
+def _per_center(negatives: jax.Array, length: int) -> jax.Array:
+  """[B, L/G, K] group negatives as [B, L, K]: each center's view of its group's draws."""
+  return jnp.repeat(negatives, length // negatives.shape[1], axis=1)
+
+
+def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array, score_fn):
+  """Scores of each center's row against its group's negatives, and the gradients both ways.
+
+  rows [B, L, D], neg_rows [B, L/G, K, D], neg_weight [B, L, K]; score_fn maps scores to d loss / d score
+  per unit weight. A group's negatives meet its G centers in one [G, D] x [D, K] product.
+  """
+  b, length, dim = rows.shape
+  groups = neg_rows.shape[1]
+  grouped = rows.reshape(b, groups, length // groups, dim)
+  scores = jnp.einsum("bngd,bnkd->bngk", grouped, neg_rows).reshape(b, length, -1)
+  g = neg_weight * score_fn(scores)
+  g_grouped = g.reshape(b, groups, length // groups, -1)
+  g_rows = jnp.einsum("bngk,bnkd->bngd", g_grouped, neg_rows).reshape(b, length, dim)
+  g_neg = jnp.einsum("bngk,bngd->bnkd", g_grouped, grouped)
+  return scores, g_rows, g_neg
+
+
 # The gradients below are written out (d/dx -log s(x) = s(x) - 1, d/dx -log s(-x) = s(x)) rather
 # than taken with jax.grad: XLA:CPU then fuses each of them into one pass over the rows, 2x faster.
 
@@ -62,24 +85,24 @@ def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   """Loss, number of pairs, the gradients w.r.t. the gathered center/context/negative rows, and
   which negatives count.
 
-  The center's input row scores each context's output row (shifted views, no pair list). The
-  center's negatives are shared by its window: each stands for `negative / draws` of a negative per
-  pair whose context differs from it (word2vec.c skips a negative equal to the positive).
+  The center's input row scores each context's output row (shifted views, no pair list). A group
+  of centers shares its negatives: each draw stands, for every pair of those centers whose context
+  differs from it (word2vec.c skips a negative equal to the positive), for `negative / draws` of a
+  negative.
   """
   masks, contexts = windows.pair_masks(tokens, shrink, cfg.window)
   ids = jnp.maximum(tokens, 0)
-  draws = negatives.shape[-1]
-  neg_weight = jnp.sum(masks[..., None] & (negatives != contexts[..., None]), axis=0) * (cfg.negative / draws)
+  per_center = _per_center(negatives, tokens.shape[1])
+  differs = masks[..., None] & (per_center != contexts[..., None])
+  neg_weight = jnp.sum(differs, axis=0) * (cfg.negative / negatives.shape[-1])
   in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
   positive = windows.shifted_scores(in_rows, out_rows, cfg.window)
-  negative = jnp.einsum("bld,blkd->blk", in_rows, neg_rows)
+  negative, g_in_negative, g_neg = _negative_terms(in_rows, neg_rows, neg_weight, jax.nn.sigmoid)
   loss = _log_sigmoid_loss(positive, masks, negative, neg_weight)
   g_positive = masks * (jax.nn.sigmoid(positive) - 1.0)
-  g_negative = neg_weight * jax.nn.sigmoid(negative)
-  g_in = windows.context_sum(out_rows, g_positive, cfg.window) + jnp.einsum("blk,blkd->bld", g_negative, neg_rows)
+  g_in = windows.context_sum(out_rows, g_positive, cfg.window) + g_in_negative
   g_out = windows.context_scatter(in_rows, g_positive, cfg.window)
-  g_neg = g_negative[..., None] * in_rows[:, :, None, :]
-  return loss, jnp.sum(masks), (g_in, g_out, g_neg), neg_weight > 0
+  return loss, jnp.sum(masks), (g_in, g_out, g_neg), _group_valid(neg_weight, negatives)
 
 
 def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
@@ -92,21 +115,26 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   ids = jnp.maximum(tokens, 0)
   n_context = jnp.sum(masks, axis=0)
   has_context = n_context > 0
-  neg_weight = (has_context[..., None] & (negatives != tokens[..., None])) * (cfg.negative / negatives.shape[-1])
+  per_center = _per_center(negatives, tokens.shape[1])
+  neg_weight = (has_context[..., None] & (per_center != tokens[..., None])) * (cfg.negative / negatives.shape[-1])
   in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
   hidden = windows.context_sum(in_rows, masks, cfg.window)
   if cfg.cbow_mean:
     hidden = hidden / jnp.maximum(n_context, 1)[..., None]
   positive = jnp.einsum("bld,bld->bl", hidden, out_rows)
-  negative = jnp.einsum("bld,blkd->blk", hidden, neg_rows)
+  negative, g_hidden_negative, g_neg = _negative_terms(hidden, neg_rows, neg_weight, jax.nn.sigmoid)
   loss = _log_sigmoid_loss(positive, has_context, negative, neg_weight)
   g_positive = has_context * (jax.nn.sigmoid(positive) - 1.0)
-  g_negative = neg_weight * jax.nn.sigmoid(negative)
-  g_hidden = g_positive[..., None] * out_rows + jnp.einsum("blk,blkd->bld", g_negative, neg_rows)
+  g_hidden = g_positive[..., None] * out_rows + g_hidden_negative
   g_in = windows.context_scatter(g_hidden, masks, cfg.window)
   g_out = g_positive[..., None] * hidden
-  g_neg = g_negative[..., None] * hidden[:, :, None, :]
-  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), neg_weight > 0
+  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), _group_valid(neg_weight, negatives)
+
+
+def _group_valid(neg_weight: jax.Array, negatives: jax.Array) -> jax.Array:
+  """[B, L/G, K]: which draws count for some center of their group."""
+  b, length, k = neg_weight.shape
+  return jnp.any(neg_weight.reshape(b, negatives.shape[1], length // negatives.shape[1], k) > 0, axis=2)
 
 
 def _damp_duplicates(touched, ids, units, updates, cap_units):
@@ -127,9 +155,9 @@ def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: f
                  negative: int = 0) -> Tables:
   """SGD on the touched rows only: one scatter-add per table (duplicates add up, capped by `cap`).
 
-  A row counts one touch per token position, and a drawn negative counts negative / draws of a touch
-  (it stands for that share of the `negative` negatives per pair), so drawing more negatives lowers
-  the variance without tightening the cap. negative=0 means one touch per draw.
+  A row counts one touch per token position, and a negative drawn for a group of G centers counts
+  G * negative / draws touches (the share of the pairs' negatives it stands for), so drawing more
+  negatives lowers the variance without tightening the cap. negative=0 means `draws`.
   """
   g_in, g_out, g_neg = grads
   valid = (tokens >= 0).reshape(-1)
@@ -142,10 +170,11 @@ def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: f
   out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
   out_updates = -lr * jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
   if cap:
-    # Integer units: a position is `draws` units, a negative draw `negative` units.
-    draws = negatives.shape[-1]
+    # Integer units: a position is `draws` units, a negative draw G * `negative` units.
+    draws, group = negatives.shape[-1], tokens.shape[1] // negatives.shape[1]
     negative = negative or draws
-    units = jnp.concatenate([valid.astype(jnp.int32) * draws, neg_valid.reshape(-1).astype(jnp.int32) * negative])
+    units = jnp.concatenate([valid.astype(jnp.int32) * draws,
+                             neg_valid.reshape(-1).astype(jnp.int32) * (group * negative)])
     out_updates, touched = _damp_duplicates(touched, out_ids, units, out_updates, cap * draws)
   new_output = tables.output.at[out_ids].add(out_updates)
   return Tables(new_input, new_output, touched)

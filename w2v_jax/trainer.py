@@ -43,6 +43,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.window >= 1, "window", "must be >= 1"),
       (config.negative >= 1, "negative", "must be >= 1 (training uses negative sampling)"),
       (config.negative_draws >= 0, "negative_draws", "must be >= 0 (0: negative)"),
+      (config.negative_group >= 1 and config.block_length % config.negative_group == 0, "negative_group",
+       f"must be >= 1 and divide block_length ({config.block_length})"),
       (config.ns_exponent >= 0, "ns_exponent", "must be >= 0"),
       (config.sample >= 0, "sample", "must be >= 0 (0 turns subsampling off)"),
       (config.min_count >= 1, "min_count", "must be >= 1"),
@@ -277,7 +279,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
   tables = model.tables()
   step_cfg = StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
-                        config.duplicate_cap, config.negative_draws)
+                        config.duplicate_cap, config.negative_draws, config.negative_group)
   blocks_per_update = (config.update_size or config.batch_size) // config.block_length
   mesh = make_mesh(config, blocks_per_update)
   host_blocks = config.batch_size // config.block_length // jax.process_count()
