@@ -9,8 +9,15 @@ from w2v_jax import corpus
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default hyperparameters; names follow gensim/word2vec.c."""
   config = ml_collections.ConfigDict()
-  # Corpus: a text file (plain, .gz, or .zip with one text member) or a glob of many.
+  # Corpus: text files (plain, .gz, or .zip with one text member) as a file, directory, glob or comma-separated
+  # list of these; or 'tfds:NAME' (e.g. tfds:lm1b, tfds:wiki40b/en) for a TensorFlow Datasets split.
   config.corpus = corpus.BUNDLED_CORPUS
+  # TFDS corpus: the split to read (any TFDS split string, e.g. 'train[:10%]').
+  config.tfds_split = "train"
+  # TFDS corpus: the text feature; each record is one sentence (a SEP follows it).
+  config.tfds_text_key = "text"
+  # TFDS corpus: where the prepared dataset lives (empty: TFDS's default, ~/tensorflow_datasets).
+  config.tfds_data_dir = ""
   # Lowercase the text before counting and training (the bundled corpus is already lowercase).
   config.lowercase = True
   # 'skipgram' or 'cbow'.

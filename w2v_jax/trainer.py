@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, parallel, sampling, word2vec_format
+from w2v_jax import checkpointing, corpus, evaluation, input_pipeline, parallel, sampling, tfds_text, word2vec_format
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Word2Vec
@@ -117,7 +117,8 @@ class Progress:
     self.writer.close()
 
 
-def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_index: int, start_pos: int):
+def epoch_batches(
+    config, vocab: Vocab, stream: input_pipeline.TokenCache, epoch: int, start_index: int, start_pos: int):
   """The rest of an epoch's batches from the token cache, via tf.data (or numpy without TensorFlow)."""
   args = (vocab, config.sample, config.seed, epoch, config.batch_size, config.block_length, start_index, start_pos)
   if config.input == "tfdata":
@@ -126,16 +127,23 @@ def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_in
   return input_pipeline.numpy_batches(stream, *args)
 
 
-def corpus_source(config, files: list[str]) -> dict:
-  """What a vocabulary and token cache are built from: the files (path, size) and the vocab settings."""
-  return {"files": [[os.path.abspath(f), os.path.getsize(f)] for f in files], "lowercase": config.lowercase,
+def corpus_input(config, shard: tuple[int, int] = (1, 0)) -> list[str] | tfds_text.TfdsText:
+  """The corpus as files, or as a TFDS split's text feature when config.corpus starts with 'tfds:'."""
+  if config.corpus.startswith(tfds_text.PREFIX):
+    return tfds_text.parse(config.corpus, config.tfds_split, config.tfds_text_key, config.tfds_data_dir, shard)
+  return corpus.corpus_files(config.corpus)
+
+
+def corpus_source(config, files: list[str] | tfds_text.TfdsText) -> dict:
+  """What a vocabulary and token cache are built from: the files (path, size) or dataset, and the vocab settings."""
+  return {"files": corpus.identity(files), "lowercase": config.lowercase,
           "min_count": config.min_count, "max_vocab_size": config.max_vocab_size}
 
 
-def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
+def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
   """The vocabulary and the token cache <workdir>/tokens.i32: reused when built from the same corpus
   and settings, else counted in one pass and tokenized once."""
-  files = corpus.corpus_files(config.corpus)
+  files = corpus_input(config)
   source = corpus_source(config, files)
   saved = saved_source(workdir)
   if checkpointing.has_checkpoints(workdir) and saved != source:
@@ -143,7 +151,8 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   cache = os.path.join(workdir, "tokens.i32")
   if saved == source and os.path.exists(cache):
     vocab = Vocab.load(workdir)
-    print(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the same corpus")
+    print(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the same "
+          "corpus and vocabulary settings; skipping the counting pass")
     return vocab, input_pipeline.read_token_cache(cache)
   t0 = time.time()
   vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)

@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -64,13 +65,15 @@ def saved_source(workdir: str) -> dict | None:
 
 
 def count_words(
-    files: list[str], lowercase: bool, max_vocab_size: int = 0
+    files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
+    on_piece: Callable[[collections.Counter], None] | None = None,
 ) -> tuple[collections.Counter, int, int]:
   """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
 
   With max_vocab_size, whenever more distinct words are held, words with count <= min_reduce are
-  dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded,
-  and a rare word can lose the counts it had before a prune.
+  dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded
+  (by max_vocab_size plus one piece's distinct words), and a rare word can lose the counts it had
+  before a prune. on_piece sees the counts after each piece is added, before pruning (for tests).
   """
   counts: collections.Counter = collections.Counter()
   stats = corpus.ReadStats()
@@ -78,19 +81,21 @@ def count_words(
   for piece in corpus.read_pieces(files, lowercase, stats):
     tokens = piece.split()
     total += len(tokens)
-    counts.update(tokens)
+    counts.update(tokens)  # C-level counting: no per-token Python work
+    if on_piece:
+      on_piece(counts)
     if max_vocab_size and len(counts) > max_vocab_size:
-      for word in [w for w, c in counts.items() if c <= min_reduce]:
-        del counts[word]
+      counts = collections.Counter({w: c for w, c in counts.items() if c > min_reduce})
       min_reduce += 1
   return counts, total, stats.invalid_utf8
 
 
-def build_vocab(files: list[str], lowercase: bool, min_count: int, max_vocab_size: int = 0) -> Vocab:
+def build_vocab(
+    files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0) -> Vocab:
   """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them."""
   counts, total, invalid = count_words(files, lowercase, max_vocab_size)
   if total == 0:
-    raise UserError(f"corpus {files[0]}{' ...' if len(files) > 1 else ''}: no words in it")
+    raise UserError(f"corpus {corpus.describe(files)}: no words in it")
   kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
   if max_vocab_size:
     kept = kept[:max_vocab_size]
