@@ -119,3 +119,27 @@ def test_min_count_too_high_is_a_user_error(write_corpus) -> None:
   path = write_corpus("c.txt", "a a b\n")
   with pytest.raises(UserError, match=r"min_count=5.*occurs 2 times"):
     build_vocab([path], False, 5)
+
+
+def test_pruning_bounds_the_counting_dict(write_corpus) -> None:
+  """1.2M distinct words counted with max_vocab_size=50k: the dict never holds more than the cap plus one
+  piece's words, and the frequent words survive with their exact counts."""
+  rng = np.random.default_rng(0)
+  unique = [f"u{i}" for i in range(1_200_000)]
+  frequent = rng.choice([f"f{i}" for i in range(20)], size=600_000)
+  words = np.concatenate([unique, frequent])
+  rng.shuffle(words)
+  path = write_corpus("c.txt", "\n".join(" ".join(line) for line in np.array_split(words, 18_000)) + "\n")
+  piece_words = corpus.PIECE_BYTES // 2  # a token and its separator take at least 2 bytes
+  peak = 0
+
+  def observe(counts) -> None:
+    nonlocal peak
+    peak = max(peak, len(counts))
+
+  counts, total, _ = count_words([path], False, max_vocab_size=50_000, on_piece=observe)
+  assert total == len(words)
+  assert 50_000 < peak <= 50_000 + piece_words
+  assert len(counts) <= 50_000
+  expected = collections.Counter(frequent.tolist())
+  assert {w.decode(): c for w, c in counts.items() if w.startswith(b"f")} == expected
