@@ -6,6 +6,7 @@ import dataclasses
 import glob
 import gzip
 import io
+import itertools
 import os
 import zipfile
 from collections.abc import Iterator
@@ -139,34 +140,43 @@ def _file_chunks(path: str, chunk_bytes: int) -> Iterator[bytes]:
       yield chunk
 
 
-def chunks_to_pieces(chunks: Iterator[bytes], lowercase: bool, stats: ReadStats) -> Iterator[bytes]:
-  """Re-cuts one text stream's chunks into normalised pieces of whole lines (or whole tokens); the last
-  line is terminated, so lines never run across streams."""
+def _raw_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
+  """Re-cuts one text stream's chunks into pieces of whole lines (or whole tokens), not yet normalised;
+  the last line is terminated, so lines never run across streams."""
   rest, last = b"", b"\n"
   for chunk in chunks:
     buffer = rest + chunk
     cut = _cut(buffer)
     rest = buffer[cut:]
-    if not cut:
-      continue
-    last = _normalise(buffer[:cut], lowercase, stats)
-    yield last
+    if cut:
+      last = buffer[:cut]
+      yield last
   if rest:
-    yield _normalise(rest, lowercase, stats) + b"\n"
+    yield rest + b"\n"
   elif not last.endswith(b"\n"):
     yield b"\n"
 
 
+def chunks_to_pieces(chunks: Iterator[bytes], lowercase: bool, stats: ReadStats) -> Iterator[bytes]:
+  """One text stream's chunks as normalised pieces (see read_pieces)."""
+  return (_normalise(piece, lowercase, stats) for piece in _raw_pieces(chunks))
+
+
 def read_pieces(
     source: list[str] | TextSource, lowercase: bool, stats: ReadStats | None = None,
-    piece_bytes: int = PIECE_BYTES,
+    piece_bytes: int = PIECE_BYTES, share: tuple[int, int] = (1, 0),
 ) -> Iterator[bytes]:
   """Yields UTF-8 pieces of about piece_bytes from files (or a TextSource); a line ends with b'\\n', a
   piece may end mid-line. Every file's last line is terminated, so lines (sentences) never run across files.
+
+  share = (k, i) yields only pieces n with n % k == i (of files), so k processes can split the work.
   """
   stats = stats if stats is not None else ReadStats()
   if not isinstance(source, list):
     yield from source.pieces(lowercase, stats, piece_bytes)
     return
-  for path in source:
-    yield from chunks_to_pieces(_file_chunks(path, piece_bytes), lowercase, stats)
+  count, index = share
+  raw = itertools.chain.from_iterable(_raw_pieces(_file_chunks(path, piece_bytes)) for path in source)
+  for n, piece in enumerate(raw):
+    if n % count == index:  # skipped pieces cost only their read, not normalising or counting
+      yield _normalise(piece, lowercase, stats)
