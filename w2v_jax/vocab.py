@@ -16,6 +16,7 @@ import numpy as np
 
 from w2v_jax import corpus
 from w2v_jax.errors import UserError, exit_on_user_error
+from w2v_jax.word_count import WordCounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ def saved_source(workdir: str) -> dict | None:
 
 def count_words(
     files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
-    on_piece: Callable[[collections.Counter], None] | None = None, share: tuple[int, int] = (1, 0),
+    on_piece: Callable[[WordCounts], None] | None = None, share: tuple[int, int] = (1, 0),
 ) -> tuple[collections.Counter, int, int]:
   """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
 
@@ -80,21 +81,19 @@ def count_words(
   before a prune. on_piece sees the counts after each piece is added, before pruning (for tests);
   share = (k, i) counts only every k-th piece from the i-th (see count_in_processes).
   """
-  counts: collections.Counter = collections.Counter()
+  counts = WordCounts()
   stats = corpus.ReadStats()
   total, min_reduce = 0, 1
   pieces = corpus.read_pieces(files, lowercase, stats, share=share) if share[0] > 1 else \
       corpus.read_pieces(files, lowercase, stats)
   for piece in pieces:
-    tokens = piece.split()
-    total += len(tokens)
-    counts.update(tokens)  # C-level counting: no per-token Python work
+    total += counts.add(piece)
     if on_piece:
       on_piece(counts)
     if max_vocab_size and len(counts) > max_vocab_size:
-      counts = collections.Counter({w: c for w, c in counts.items() if c > min_reduce})
+      counts.prune(min_reduce)
       min_reduce += 1
-  return counts, total, stats.invalid_utf8
+  return counts.to_counter(), total, stats.invalid_utf8
 
 
 def count_in_processes(
