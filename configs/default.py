@@ -41,6 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.min_count = 5
   # Cap on the vocabulary (and on counting memory, pruning like word2vec.c); 0 means no cap.
   config.max_vocab_size = 0
+  # Processes counting the vocabulary of file corpora (each reads all files, counts its share of pieces);
+  # 1 on a busy 2-core machine, where a second process measured slower (BENCHMARKS.md).
+  config.vocab_processes = 1
   # Passes over the corpus.
   config.epochs = 5
   # Initial learning rate; unset means 0.025 for skipgram and 0.05 for cbow.

@@ -31,6 +31,7 @@ def test_hashes_do_not_depend_on_position() -> None:
 
 
 def test_prune_drops_counts_at_or_below() -> None:
+  """prune(n) keeps exactly the words counted more than n times, with their counts."""
   counts = word_count.WordCounts()
   counts.add(b"a a a b b c\n")
   counts.prune(1)

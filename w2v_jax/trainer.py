@@ -44,6 +44,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.sample >= 0, "sample", "must be >= 0 (0 turns subsampling off)"),
       (config.min_count >= 1, "min_count", "must be >= 1"),
       (config.max_vocab_size >= 0, "max_vocab_size", "must be >= 0 (0 means no cap)"),
+      (config.vocab_processes >= 1, "vocab_processes", "must be >= 1"),
       (config.epochs >= 1, "epochs", "must be >= 1"),
       (resolve_alpha(config) > 0, "alpha", "must be > 0"),
       (0 <= config.min_alpha <= resolve_alpha(config), "min_alpha", "must be in [0, alpha]"),
@@ -155,7 +156,7 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
           "corpus and vocabulary settings; skipping the counting pass")
     return vocab, input_pipeline.read_token_cache(cache)
   t0 = time.time()
-  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)
+  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size, config.vocab_processes)
   print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
         f"{vocab.total_tokens} corpus tokens, {time.time() - t0:.1f}s"
         + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))

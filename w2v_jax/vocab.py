@@ -127,27 +127,15 @@ def count_in_processes(
   return counts, total, invalid
 
 
-# Below this many bytes of files, starting worker interpreters costs more than it saves.
-PARALLEL_MIN_BYTES = 32 << 20
-
-
-def default_processes(files: list[str] | corpus.TextSource) -> int:
-  """Counting processes: two for large files on two or more cores (counting is CPU-bound and a skipped piece
-  costs only its read), one for a TFDS source (each process would read the whole dataset)."""
-  if not isinstance(files, list) or sum(os.path.getsize(f) for f in files if os.path.isfile(f)) < PARALLEL_MIN_BYTES:
-    return 1
-  return min(2, os.cpu_count() or 1)
-
-
 def build_vocab(
     files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
-    processes: int = 0) -> Vocab:
+    processes: int = 1) -> Vocab:
   """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them.
 
-  processes: counting processes (0: default_processes).
+  processes > 1 counts file corpora in that many processes (a TFDS source is counted in one: each
+  process would read the whole dataset).
   """
-  processes = processes or default_processes(files)
-  if processes > 1:
+  if processes > 1 and isinstance(files, list):
     counts, total, invalid = count_in_processes(files, lowercase, max_vocab_size, processes)
   else:
     counts, total, invalid = count_words(files, lowercase, max_vocab_size)
