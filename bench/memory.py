@@ -19,7 +19,8 @@ from bench.throughput import ROOT, corpus_lines
 
 PROBE = """
 import os, resource, sys, time
-from w2v_jax import input_pipeline, vocab
+from w2v_jax import host_memory, input_pipeline, vocab
+host_memory.pin_mmap_threshold()  # as train.py does
 mode, path, workdir = sys.argv[1:4]
 t0 = time.perf_counter()
 if mode == "vocab":

@@ -27,8 +27,7 @@ class TfdsText:
     return f"{PREFIX}{self.name} ({self.split}, {self.text_key!r})"
 
   def _builder(self):
-    import tensorflow_datasets as tfds  # only TFDS corpora need it
-
+    tfds = _tfds()
     try:
       builder = tfds.builder(self.name, data_dir=self.data_dir or None)
     except Exception as e:  # TFDS raises several types (DatasetNotFoundError, ValueError, ...) for a bad name
@@ -42,8 +41,7 @@ class TfdsText:
 
   def _records(self) -> Iterator[bytes]:
     """The split's texts, newline-joined in batches, in the dataset's fixed order."""
-    import tensorflow_datasets as tfds
-
+    tfds = _tfds()
     builder = self._builder()
     count, index = self.shard
     split = tfds.even_splits(self.split, n=count)[index] if count > 1 else self.split
@@ -65,6 +63,15 @@ class TfdsText:
     """Dataset, version, split, feature and shard: what decides the text (not where it is stored)."""
     version = str(self._builder().info.version)
     return [[f"{PREFIX}{self.name}", version, self.split, self.text_key, list(self.shard)]]
+
+
+def _tfds():
+  """tensorflow_datasets, which only TFDS corpora need."""
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise UserError(f"a {PREFIX} corpus needs tensorflow-datasets: pip install tensorflow-datasets") from None
+  return tfds
 
 
 def _grouped(chunks: Iterator[bytes], min_bytes: int) -> Iterator[bytes]:
