@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 MMAP_THRESHOLD_BYTES = 128 << 10
@@ -16,8 +15,7 @@ def pin_mmap_threshold() -> bool:
   of the input pipeline come from the heap, which fragments and grows with the number of chunks: RSS
   then rose 11% from a 17M- to a 170M-word epoch; with the threshold fixed, 4% (BENCHMARKS.md).
   """
-  path = ctypes.util.find_library("c")
-  try:
-    return bool(path) and ctypes.CDLL(path).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+  try:  # the running process's own symbols: libc's, without find_library's ldconfig subprocess
+    return ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
   except (OSError, AttributeError):  # not glibc
     return False
