@@ -9,8 +9,15 @@ from w2v_jax import corpus
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default hyperparameters; names follow gensim/word2vec.c."""
   config = ml_collections.ConfigDict()
-  # Corpus: a text file (plain, .gz, or .zip with one text member) or a glob of many.
+  # Corpus: text files (plain, .gz, or .zip with one text member) as a file, directory, glob or comma-separated
+  # list of these; or 'tfds:NAME' (e.g. tfds:lm1b, tfds:wiki40b/en) for a TensorFlow Datasets split.
   config.corpus = corpus.BUNDLED_CORPUS
+  # TFDS corpus: the split to read (any TFDS split string, e.g. 'train[:10%]').
+  config.tfds_split = "train"
+  # TFDS corpus: the text feature; each record is one sentence (a SEP follows it).
+  config.tfds_text_key = "text"
+  # TFDS corpus: where the prepared dataset lives (empty: TFDS's default, ~/tensorflow_datasets).
+  config.tfds_data_dir = ""
   # Lowercase the text before counting and training (the bundled corpus is already lowercase).
   config.lowercase = True
   # 'skipgram' or 'cbow'.
@@ -37,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.min_count = 5
   # Cap on the vocabulary (and on counting memory, pruning like word2vec.c); 0 means no cap.
   config.max_vocab_size = 0
+  # Processes counting the vocabulary of file corpora (each reads all files, counts its share of pieces);
+  # 1 on a busy 2-core machine, where a second process measured slower (BENCHMARKS.md).
+  config.vocab_processes = 1
   # Passes over the corpus.
   config.epochs = 5
   # Initial learning rate; unset means 0.025 for skipgram and 0.05 for cbow.

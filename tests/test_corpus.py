@@ -130,3 +130,33 @@ def test_missing_file_in_list_is_a_user_error(tmp_path) -> None:
   """A file that vanished between globbing and reading is a UserError."""
   with pytest.raises(UserError, match="cannot read"):
     read_all([str(tmp_path / "gone.txt")])
+
+
+def test_corpus_files_takes_directories_and_comma_lists(write_corpus, tmp_path) -> None:
+  """A directory gives its sorted regular, non-hidden files; a comma list keeps its order without repeats."""
+  (tmp_path / "d").mkdir()
+  (tmp_path / "d" / "sub").mkdir()
+  b = write_corpus("d/b.txt.gz", gzip.compress(b"gz words\n"))
+  a = write_corpus("d/a.txt", "plain words\n")
+  write_corpus("d/.hidden", "skip me\n")
+  c = write_corpus("c.txt", "c\n")
+  assert corpus.corpus_files(str(tmp_path / "d")) == [a, b]
+  assert corpus.corpus_files(f"{c}, {tmp_path / 'd'},{tmp_path / 'd' / '*.txt'}") == [c, a, b]
+  assert read_all(corpus.corpus_files(f"{tmp_path / 'd'},{c}")) == b"plain words\ngz words\nc\n"
+
+
+@pytest.mark.parametrize("case", ["empty_dir", "missing_entry"])
+def test_corpus_list_errors(write_corpus, tmp_path, case: str) -> None:
+  """An empty directory, or one entry of a list that matches nothing, is a one-line UserError naming it."""
+  (tmp_path / "empty").mkdir()
+  good = write_corpus("ok.txt", "x\n")
+  spec, named = {"empty_dir": (str(tmp_path / "empty"), "holds no files"),
+                 "missing_entry": (f"{good},{tmp_path / 'nope.txt'}", "nope.txt")}[case]
+  with pytest.raises(UserError, match=named):
+    corpus.corpus_files(spec)
+
+
+def test_identity_is_paths_and_sizes(write_corpus) -> None:
+  """A file corpus is identified by absolute paths and sizes, so a changed file is not reused."""
+  path = write_corpus("a.txt", "abc\n")
+  assert corpus.identity([path]) == [[os.path.abspath(path), 4]]

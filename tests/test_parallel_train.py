@@ -61,3 +61,19 @@ def test_checkpoint_moves_between_device_counts(corpus, tmp_path) -> None:
   assert "resumed from step" in back.stdout and "epoch 3" in back.stdout
   _, vectors = word2vec_format.read_word2vec(workdir / "vectors.bin")
   assert np.isfinite(vectors).all() and vectors.shape == (200, 16)
+
+
+@pytest.mark.slow
+def test_sharded_tables_train_a_large_vocabulary(tmp_path) -> None:
+  """40,000 words on 4 devices with sharded tables: trains, exports every row, and the vectors move."""
+  rng = random.Random(2)
+  words = [f"v{i}" for i in range(40_000)]
+  path = tmp_path / "big.txt"
+  path.write_text("\n".join(" ".join(rng.sample(words, 30) + words[i:i + 20]) for i in range(0, 40_000, 20)))
+  run = _train(str(path), tmp_path / "run", 4, "--config.table_layout=sharded", "--config.batch_size=4096",
+               "--config.min_count=1", "--config.sample=0")
+  assert run.returncode == 0, run.stderr[-2000:]
+  assert "on 4 cpu device(s), tables sharded" in run.stdout
+  got, vectors = word2vec_format.read_word2vec(tmp_path / "run" / "vectors.bin")
+  assert len(got) == 40_000 and np.isfinite(vectors).all()
+  assert np.abs(vectors).max() > 0.5 / 16  # beyond the initial U(-0.5/D, 0.5/D): rows were updated

@@ -50,6 +50,7 @@ def synthetic_corpus(n_tokens: int, groups: list[list[str]], seed: int = 0) -> s
 BAD_INPUTS = {
     "missing_corpus": (["--config.corpus={tmp}/nope.txt"], "nope.txt"),
     "empty_corpus": (["--config.corpus={tmp}/empty.txt"], "empty"),
+    "empty_directory": (["--config.corpus={corpus},{tmp}/empty_dir"], "holds no files"),
     "min_count_unreached": (["--config.corpus={corpus}", "--config.min_count=1000"], "min_count"),
     "dim_0": (["--config.corpus={corpus}", "--config.dim=0"], "dim"),
     "window_0": (["--config.corpus={corpus}", "--config.window=0"], "window"),
@@ -68,6 +69,7 @@ def bad_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
   corpus = tmp / "corpus.txt"
   corpus.write_text(synthetic_corpus(500, [[f"w{i}" for i in range(10)]]))
   (tmp / "empty.txt").write_text("")
+  (tmp / "empty_dir").mkdir()
   (tmp / "a_file").write_text("not a directory")
   procs = {}
   for case, (overrides, _) in BAD_INPUTS.items():
@@ -82,7 +84,7 @@ def bad_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
   return results
 
 
-@pytest.mark.slow  # the shared fixture starts ten interpreters
+@pytest.mark.slow  # the shared fixture starts eleven interpreters
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_exits_2_with_one_error_line(bad_runs, case: str) -> None:
   """Every bad input: exit status 2, exactly one 'error: ...' line on stderr naming the problem, no traceback."""

@@ -7,7 +7,7 @@ import collections
 import numpy as np
 import pytest
 
-from w2v_jax import corpus
+from w2v_jax import corpus, vocab
 from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab, build_vocab, count_words
 
@@ -119,3 +119,45 @@ def test_min_count_too_high_is_a_user_error(write_corpus) -> None:
   path = write_corpus("c.txt", "a a b\n")
   with pytest.raises(UserError, match=r"min_count=5.*occurs 2 times"):
     build_vocab([path], False, 5)
+
+
+def test_pruning_bounds_the_counting_dict(write_corpus) -> None:
+  """1.2M distinct words counted with max_vocab_size=50k: the dict never holds more than the cap plus one
+  piece's words, and the frequent words survive with their exact counts."""
+  rng = np.random.default_rng(0)
+  unique = [f"u{i}" for i in range(1_200_000)]
+  frequent = rng.choice([f"f{i}" for i in range(20)], size=600_000)
+  words = np.concatenate([unique, frequent])
+  rng.shuffle(words)
+  path = write_corpus("c.txt", "\n".join(" ".join(line) for line in np.array_split(words, 18_000)) + "\n")
+  piece_words = corpus.PIECE_BYTES // 2  # a token and its separator take at least 2 bytes
+  peak = 0
+
+  def observe(counts) -> None:
+    nonlocal peak
+    peak = max(peak, len(counts))
+
+  counts, total, _ = count_words([path], False, max_vocab_size=50_000, on_piece=observe)
+  assert total == len(words)
+  assert 50_000 < peak <= 50_000 + piece_words
+  assert len(counts) <= 50_000
+  expected = collections.Counter(frequent.tolist())
+  assert {w.decode(): c for w, c in counts.items() if w.startswith(b"f")} == expected
+
+
+def test_counting_in_two_processes_equals_one(write_corpus) -> None:
+  """count_in_processes (fresh interpreters, each counting every other piece) gives count_words's result."""
+  text = "".join(f"w{i % 97} w{i % 13} Über\n" for i in range(120_000)).encode() + b"bad\xff \xfe\n"
+  paths = [write_corpus("a.txt", text), write_corpus("b.txt", "tail w1")]
+  assert len(list(corpus.read_pieces(paths, True))) >= 3  # both processes get pieces
+  one = count_words(paths, True)
+  assert vocab.count_in_processes(paths, True, 0, processes=2) == one
+  assert one[2] == 2
+
+
+def test_shares_partition_the_pieces(write_corpus) -> None:
+  """read_pieces' shares (k, i) together yield every piece exactly once."""
+  path = write_corpus("a.txt", "".join(f"line {i}\n" for i in range(500)))
+  whole = list(corpus.read_pieces([path], False, piece_bytes=64))
+  parts = [list(corpus.read_pieces([path], False, piece_bytes=64, share=(3, i))) for i in range(3)]
+  assert sorted(p for part in parts for p in part) == sorted(whole) and len(parts[2]) > 10

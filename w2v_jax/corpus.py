@@ -6,10 +6,12 @@ import dataclasses
 import glob
 import gzip
 import io
+import itertools
 import os
 import zipfile
 from collections.abc import Iterator
 from importlib import resources
+from typing import Protocol
 
 from w2v_jax.errors import UserError
 
@@ -28,16 +30,53 @@ class ReadStats:
   invalid_utf8: int = 0
 
 
-def corpus_files(pattern: str) -> list[str]:
-  """Expands a file name or glob to a sorted list of non-empty files, or raises a UserError."""
-  if not pattern:
-    raise UserError("config.corpus is empty: set --config.corpus to a text file or a glob")
-  files = sorted(f for f in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(f))
-  if not files:
-    raise UserError(f"corpus {pattern!r}: no such file; check --config.corpus")
+class TextSource(Protocol):
+  """A corpus that is not a list of files (e.g. a TFDS split): its pieces and what identifies it."""
+
+  def pieces(self, lowercase: bool, stats: ReadStats, piece_bytes: int) -> Iterator[bytes]: ...
+
+  def identity(self) -> list: ...
+
+
+def corpus_files(spec: str) -> list[str]:
+  """Expands a comma-separated list of files, directories and globs to non-empty files, or raises a UserError.
+
+  Each entry's files are sorted (a directory gives its regular, non-hidden files); entries keep their order.
+  """
+  if not spec:
+    raise UserError("config.corpus is empty: set --config.corpus to a text file, a directory or a glob")
+  files: list[str] = []
+  seen: set[str] = set()
+  for entry in (e.strip() for e in spec.split(",")):
+    path = os.path.expanduser(entry)
+    if os.path.isdir(path):
+      found = sorted(os.path.join(path, f) for f in os.listdir(path) if not f.startswith("."))
+      found = [f for f in found if os.path.isfile(f)]
+      if not found:
+        raise UserError(f"corpus {entry!r}: the directory holds no files; check --config.corpus")
+    else:
+      found = sorted(f for f in glob.glob(path) if os.path.isfile(f))
+      if not found:
+        raise UserError(f"corpus {entry!r}: no such file; check --config.corpus")
+    files.extend(f for f in found if f not in seen)
+    seen.update(found)
   if all(os.path.getsize(f) == 0 for f in files):
-    raise UserError(f"corpus {pattern!r}: the file(s) are empty; point --config.corpus at text")
+    raise UserError(f"corpus {spec!r}: the file(s) are empty; point --config.corpus at text")
   return files
+
+
+def identity(source: list[str] | TextSource) -> list:
+  """What a vocabulary is built from, to decide whether it can be reused: files' paths and sizes, or a dataset."""
+  if isinstance(source, list):
+    return [[os.path.abspath(f), os.path.getsize(f)] for f in source]
+  return source.identity()
+
+
+def describe(source: list[str] | TextSource) -> str:
+  """The corpus in a message: its first file (and '...' if more), or the dataset."""
+  if isinstance(source, list):
+    return source[0] + (" ..." if len(source) > 1 else "")
+  return str(source)
 
 
 def _open_binary(path: str) -> io.BufferedIOBase:
@@ -84,36 +123,60 @@ def _cut(buffer: bytes) -> int:
   return len(buffer) if start + length <= len(buffer) else start
 
 
-def read_pieces(
-    files: list[str], lowercase: bool, stats: ReadStats | None = None, piece_bytes: int = PIECE_BYTES
-) -> Iterator[bytes]:
-  """Yields UTF-8 pieces of about piece_bytes; a line ends with b'\\n', a piece may end mid-line.
+def _file_chunks(path: str, chunk_bytes: int) -> Iterator[bytes]:
+  """A file's bytes (decompressed) in chunks, with read errors as UserErrors."""
+  try:
+    stream = _open_binary(path)
+  except (OSError, zipfile.BadZipFile) as e:
+    raise UserError(f"corpus {path}: cannot read it ({e})") from None
+  with stream:
+    while True:
+      try:
+        chunk = stream.read(chunk_bytes)
+      except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UserError(f"corpus {path}: damaged or truncated file ({e})") from None
+      if not chunk:
+        return
+      yield chunk
 
-  Every file's last line is terminated, so lines (sentences) never run across files.
+
+def _raw_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
+  """Re-cuts one text stream's chunks into pieces of whole lines (or whole tokens), not yet normalised;
+  the last line is terminated, so lines never run across streams."""
+  rest, last = b"", b"\n"
+  for chunk in chunks:
+    buffer = rest + chunk
+    cut = _cut(buffer)
+    rest = buffer[cut:]
+    if cut:
+      last = buffer[:cut]
+      yield last
+  if rest:
+    yield rest + b"\n"
+  elif not last.endswith(b"\n"):
+    yield b"\n"
+
+
+def chunks_to_pieces(chunks: Iterator[bytes], lowercase: bool, stats: ReadStats) -> Iterator[bytes]:
+  """One text stream's chunks as normalised pieces (see read_pieces)."""
+  return (_normalise(piece, lowercase, stats) for piece in _raw_pieces(chunks))
+
+
+def read_pieces(
+    source: list[str] | TextSource, lowercase: bool, stats: ReadStats | None = None,
+    piece_bytes: int = PIECE_BYTES, share: tuple[int, int] = (1, 0),
+) -> Iterator[bytes]:
+  """Yields UTF-8 pieces of about piece_bytes from files (or a TextSource); a line ends with b'\\n', a
+  piece may end mid-line. Every file's last line is terminated, so lines (sentences) never run across files.
+
+  share = (k, i) yields only pieces n with n % k == i (of files), so k processes can split the work.
   """
   stats = stats if stats is not None else ReadStats()
-  for path in files:
-    try:
-      stream = _open_binary(path)
-    except (OSError, zipfile.BadZipFile) as e:
-      raise UserError(f"corpus {path}: cannot read it ({e})") from None
-    with stream:
-      rest, last = b"", b"\n"
-      while True:
-        try:
-          chunk = stream.read(piece_bytes)
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-          raise UserError(f"corpus {path}: damaged or truncated file ({e})") from None
-        if not chunk:
-          break
-        buffer = rest + chunk
-        cut = _cut(buffer)
-        rest = buffer[cut:]
-        if not cut:
-          continue
-        last = _normalise(buffer[:cut], lowercase, stats)
-        yield last
-      if rest:
-        yield _normalise(rest, lowercase, stats) + b"\n"
-      elif not last.endswith(b"\n"):
-        yield b"\n"
+  if not isinstance(source, list):
+    yield from source.pieces(lowercase, stats, piece_bytes)
+    return
+  count, index = share
+  raw = itertools.chain.from_iterable(_raw_pieces(_file_chunks(path, piece_bytes)) for path in source)
+  for n, piece in enumerate(raw):
+    if n % count == index:  # skipped pieces cost only their read, not normalising or counting
+      yield _normalise(piece, lowercase, stats)

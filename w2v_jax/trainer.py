@@ -18,7 +18,17 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from w2v_jax import checkpointing, corpus, distributed, evaluation, input_pipeline, parallel, sampling, word2vec_format
+from w2v_jax import (
+  checkpointing,
+  corpus,
+  distributed,
+  evaluation,
+  input_pipeline,
+  parallel,
+  sampling,
+  tfds_text,
+  word2vec_format,
+)
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
@@ -49,6 +59,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.sample >= 0, "sample", "must be >= 0 (0 turns subsampling off)"),
       (config.min_count >= 1, "min_count", "must be >= 1"),
       (config.max_vocab_size >= 0, "max_vocab_size", "must be >= 0 (0 means no cap)"),
+      (config.vocab_processes >= 1, "vocab_processes", "must be >= 1"),
       (config.epochs >= 1, "epochs", "must be >= 1"),
       (resolve_alpha(config) > 0, "alpha", "must be > 0"),
       (0 <= config.min_alpha <= resolve_alpha(config), "min_alpha", "must be in [0, alpha]"),
@@ -122,7 +133,7 @@ class Progress:
     self.writer.close()
 
 
-def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_index: int, start_pos: int,
+def epoch_batches(config, vocab: Vocab, stream: input_pipeline.TokenCache, epoch: int, start_index: int, start_pos: int,
                   batch_size: int):
   """The rest of an epoch's batches (of this host's batch_size tokens) from the token cache (up to the end
   of this host's shard), via tf.data (or numpy without TensorFlow)."""
@@ -133,13 +144,20 @@ def epoch_batches(config, vocab: Vocab, stream: np.ndarray, epoch: int, start_in
   return input_pipeline.numpy_batches(stream, *args)
 
 
-def corpus_source(config, files: list[str]) -> dict:
-  """What a vocabulary and token cache are built from: the files (path, size) and the vocab settings."""
-  return {"files": [[os.path.abspath(f), os.path.getsize(f)] for f in files], "lowercase": config.lowercase,
+def corpus_input(config, shard: tuple[int, int] = (1, 0)) -> list[str] | tfds_text.TfdsText:
+  """The corpus as files, or as a TFDS split's text feature when config.corpus starts with 'tfds:'."""
+  if config.corpus.startswith(tfds_text.PREFIX):
+    return tfds_text.parse(config.corpus, config.tfds_split, config.tfds_text_key, config.tfds_data_dir, shard)
+  return corpus.corpus_files(config.corpus)
+
+
+def corpus_source(config, files: list[str] | tfds_text.TfdsText) -> dict:
+  """What a vocabulary and token cache are built from: the files (path, size) or dataset, and the vocab settings."""
+  return {"files": corpus.identity(files), "lowercase": config.lowercase,
           "min_count": config.min_count, "max_vocab_size": config.max_vocab_size}
 
 
-def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
+def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
   """The vocabulary and the token cache <workdir>/tokens.i32: reused when built from the same corpus
   and settings, else counted in one pass and tokenized once, by process 0 (the workdir is shared)."""
   if distributed.is_main():
@@ -150,9 +168,9 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   return _vocab_and_tokens(config, workdir)
 
 
-def _vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
+def _vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
   """load_vocab_and_tokens on one process."""
-  files = corpus.corpus_files(config.corpus)
+  files = corpus_input(config)
   source = corpus_source(config, files)
   saved = saved_source(workdir)
   if checkpointing.has_checkpoints(workdir) and saved != source:
@@ -160,14 +178,14 @@ def _vocab_and_tokens(config, workdir: str) -> tuple[Vocab, np.ndarray]:
   cache = os.path.join(workdir, "tokens.i32")
   if saved == source and os.path.exists(cache):
     vocab = Vocab.load(workdir)
-    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, "
-                    "built from the same corpus")
+    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the "
+                    "same corpus and vocabulary settings; skipping the counting pass")
     return vocab, input_pipeline.read_token_cache(cache)
   if not distributed.is_main():
     raise UserError(f"process {jax.process_index()} does not see process 0's {cache}: the workdir must be "
                     "shared by all hosts")
   t0 = time.time()
-  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size)
+  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size, config.vocab_processes)
   print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
         f"{vocab.total_tokens} corpus tokens, {time.time() - t0:.1f}s"
         + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
@@ -241,7 +259,7 @@ class HostShard(NamedTuple):
   words_start: int
 
 
-def host_shard(stream: np.ndarray) -> HostShard:
+def host_shard(stream: input_pipeline.TokenCache) -> HostShard:
   """This process's contiguous, sentence-aligned range of the token stream (all of it on one process)."""
   start, end = distributed.shard_bounds(stream, jax.process_count())[jax.process_index()]
   return HostShard(start, end, distributed.words_before(stream, start))
@@ -268,7 +286,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Data: vocabulary, token cache (this host's shard of it), negative sampler.
   vocab, stream = load_vocab_and_tokens(config, workdir)
   shard = host_shard(stream)
-  stream = stream[:shard.end]
+  stream = stream.head(shard.end)
   thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
   if distributed.is_main():
@@ -424,7 +442,7 @@ def host_position(positions: list, shard: HostShard) -> tuple[int, int]:
   return tuple(positions[jax.process_index()])
 
 
-def epoch_plan(config, vocab: Vocab, stream: np.ndarray, epoch: int, position: tuple[int, int],
+def epoch_plan(config, vocab: Vocab, stream: input_pipeline.TokenCache, epoch: int, position: tuple[int, int],
                shard: HostShard, host_blocks: int) -> distributed.EpochPlan:
   """Counts this host's remaining batches of the epoch (a numpy pass over its shard, identical to the
   training input) and agrees with the other hosts on the step count and the words read per step."""

@@ -6,11 +6,17 @@ import collections
 import dataclasses
 import json
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 
 import numpy as np
 
 from w2v_jax import corpus
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, exit_on_user_error
+from w2v_jax.word_count import WordCounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,33 +70,77 @@ def saved_source(workdir: str) -> dict | None:
 
 
 def count_words(
-    files: list[str], lowercase: bool, max_vocab_size: int = 0
+    files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
+    on_piece: Callable[[WordCounts], None] | None = None, share: tuple[int, int] = (1, 0),
 ) -> tuple[collections.Counter, int, int]:
   """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
 
   With max_vocab_size, whenever more distinct words are held, words with count <= min_reduce are
-  dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded,
-  and a rare word can lose the counts it had before a prune.
+  dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded
+  (by max_vocab_size plus one piece's distinct words), and a rare word can lose the counts it had
+  before a prune. on_piece sees the counts after each piece is added, before pruning (for tests);
+  share = (k, i) counts only every k-th piece from the i-th (see count_in_processes).
   """
-  counts: collections.Counter = collections.Counter()
+  counts = WordCounts()
   stats = corpus.ReadStats()
   total, min_reduce = 0, 1
-  for piece in corpus.read_pieces(files, lowercase, stats):
-    tokens = piece.split()
-    total += len(tokens)
-    counts.update(tokens)
+  pieces = corpus.read_pieces(files, lowercase, stats, share=share) if share[0] > 1 else \
+      corpus.read_pieces(files, lowercase, stats)
+  for piece in pieces:
+    total += counts.add(piece)
+    if on_piece:
+      on_piece(counts)
     if max_vocab_size and len(counts) > max_vocab_size:
-      for word in [w for w, c in counts.items() if c <= min_reduce]:
-        del counts[word]
+      counts.prune(min_reduce)
       min_reduce += 1
-  return counts, total, stats.invalid_utf8
+  return counts.to_counter(), total, stats.invalid_utf8
 
 
-def build_vocab(files: list[str], lowercase: bool, min_count: int, max_vocab_size: int = 0) -> Vocab:
-  """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them."""
-  counts, total, invalid = count_words(files, lowercase, max_vocab_size)
+def count_in_processes(
+    files: list[str], lowercase: bool, max_vocab_size: int, processes: int
+) -> tuple[collections.Counter, int, int]:
+  """count_words split over processes, each reading the files and counting every processes-th piece.
+
+  Fresh interpreters (python -m w2v_jax.vocab), not forks: the caller may hold JAX/TF threads. With
+  max_vocab_size each process prunes its own counts, so counting memory is at most processes times the cap.
+  """
+  package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
+  with tempfile.TemporaryDirectory() as tmp:
+    jobs = []
+    for i in range(processes):
+      task = {"files": files, "lowercase": lowercase, "max_vocab_size": max_vocab_size, "share": [processes, i],
+              "out": os.path.join(tmp, f"{i}.pkl")}
+      jobs.append((task, subprocess.Popen([sys.executable, "-m", "w2v_jax.vocab", json.dumps(task)], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
+    failures = [(job.communicate()[1], job.returncode) for _, job in jobs]
+    for stderr, code in failures:
+      if code:
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
+        raise UserError(last.removeprefix("error: ") if last.startswith("error: ") else f"counting failed: {last}")
+    counts, total, invalid = collections.Counter(), 0, 0
+    for task, _ in jobs:
+      with open(task["out"], "rb") as f:
+        part, part_total, part_invalid = pickle.load(f)
+      counts.update(part)
+      total, invalid = total + part_total, invalid + part_invalid
+  return counts, total, invalid
+
+
+def build_vocab(
+    files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
+    processes: int = 1) -> Vocab:
+  """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them.
+
+  processes > 1 counts file corpora in that many processes (a TFDS source is counted in one: each
+  process would read the whole dataset).
+  """
+  if processes > 1 and isinstance(files, list):
+    counts, total, invalid = count_in_processes(files, lowercase, max_vocab_size, processes)
+  else:
+    counts, total, invalid = count_words(files, lowercase, max_vocab_size)
   if total == 0:
-    raise UserError(f"corpus {files[0]}{' ...' if len(files) > 1 else ''}: no words in it")
+    raise UserError(f"corpus {corpus.describe(files)}: no words in it")
   kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
   if max_vocab_size:
     kept = kept[:max_vocab_size]
@@ -102,3 +152,15 @@ def build_vocab(files: list[str], lowercase: bool, min_count: int, max_vocab_siz
     )
   words = [w.decode("utf-8") for w, _ in kept]
   return Vocab(words, np.array([c for _, c in kept], np.int64), total, invalid)
+
+
+def _count_share(task_json: str) -> None:
+  """A count_in_processes worker: counts its share of the pieces and pickles the result."""
+  task = json.loads(task_json)
+  result = count_words(task["files"], task["lowercase"], task["max_vocab_size"], share=tuple(task["share"]))
+  with open(task["out"], "wb") as f:
+    pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+if __name__ == "__main__":
+  exit_on_user_error(_count_share)(sys.argv[1])

@@ -1,0 +1,94 @@
+"""Peak host memory (RSS) of the vocabulary pass and of one epoch's input, on the corpus and on it 10 times over.
+
+python bench/memory.py [--corpus ../shared/data/wiki2015_text8like.zip] [--times 10] [--distinct 20000000]
+
+Each measurement runs in a fresh process and reports ru_maxrss (its own, and its largest child's: the
+counting processes). 'vocab' = build_vocab as train.py runs it; 'epoch' = tokenize into the token cache,
+then every batch of one epoch from it (numpy input, 4,096-token batches, no training step: the tables'
+memory does not depend on the corpus size). 'prune' = counting a generated corpus of --distinct distinct
+words with max_vocab_size=1M in one process. Files go to /tmp/w2v_memory (not removed: 1 GB per 10x).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from bench.throughput import ROOT, corpus_lines
+
+PROBE = """
+import os, resource, sys, time
+from w2v_jax import host_memory, input_pipeline, vocab
+host_memory.pin_mmap_threshold()  # as train.py does
+mode, path, workdir = sys.argv[1:4]
+t0 = time.perf_counter()
+if mode == "vocab":
+  v = vocab.build_vocab([path], lowercase=True, min_count=5)
+  v.save(workdir)
+  n = v.total_tokens
+elif mode == "prune":
+  v = vocab.build_vocab([path], lowercase=False, min_count=1, max_vocab_size=1_000_000, processes=1)
+  n = v.total_tokens
+else:
+  v = vocab.Vocab.load(workdir)
+  stream = input_pipeline.write_token_cache([path], v, True, os.path.join(workdir, "tokens.i32"))
+  n = sum(int((b["tokens"] >= 0).sum()) for b in input_pipeline.numpy_batches(stream, v, 1e-3, 0, 0, 4096, 1024))
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print("RESULT", own, child, time.perf_counter() - t0, n)
+"""
+
+
+def probe(mode: str, path: str, workdir: str) -> tuple[float, float, float, int]:
+  """(own peak RSS MB, largest child's MB, seconds, tokens) of one measurement in a fresh process."""
+  out = subprocess.run([sys.executable, "-c", PROBE, mode, path, workdir], capture_output=True, text=True,
+                       cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": ROOT}).stdout
+  own, child, secs, n = out.split("RESULT")[1].split()
+  return float(own), float(child), float(secs), int(n)
+
+
+def distinct_corpus(path: str, distinct: int) -> None:
+  """distinct different words, each once, plus a few frequent ones, in 1,000-word lines."""
+  with open(path, "w") as f:
+    for start in range(0, distinct, 1000):
+      f.write(" ".join(f"u{i}" for i in range(start, min(start + 1000, distinct))) + " the of and\n")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
+  parser.add_argument("--times", type=int, default=10)
+  parser.add_argument("--distinct", type=int, default=20_000_000, help="0 skips the pruning measurement")
+  args = parser.parse_args()
+  tmp = "/tmp/w2v_memory"
+  os.makedirs(tmp, exist_ok=True)
+  one = os.path.join(tmp, "x1.txt")
+  many = os.path.join(tmp, f"x{args.times}.txt")
+  if not os.path.exists(one):
+    corpus_lines(args.corpus, one)
+  if not os.path.exists(many):
+    with open(many, "wb") as out:
+      for _ in range(args.times):
+        with open(one, "rb") as f:
+          shutil.copyfileobj(f, out)
+  print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+  print(f"{'corpus':8} {'measure':6} {'tokens':>11} {'seconds':>8} {'peak RSS MB':>12} {'largest child MB':>17}")
+  for name, path in (("1x", one), (f"{args.times}x", many)):
+    workdir = os.path.join(tmp, f"work_{name}")
+    os.makedirs(workdir, exist_ok=True)
+    for mode in ("vocab", "epoch"):
+      own, child, secs, n = probe(mode, path, workdir)
+      print(f"{name:8} {mode:6} {n:>11} {secs:>8.1f} {own:>12.0f} {child:>17.0f}", flush=True)
+  if args.distinct:
+    path = os.path.join(tmp, f"distinct_{args.distinct}.txt")
+    if not os.path.exists(path):
+      distinct_corpus(path, args.distinct)
+    own, child, secs, n = probe("prune", path, tmp)
+    print(f"{args.distinct} distinct words, max_vocab_size=1M, 1 process: {n} tokens in {secs:.1f}s, "
+          f"peak RSS {own:.0f} MB")
+  print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+  main()

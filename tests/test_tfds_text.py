@@ -1,0 +1,79 @@
+"""tfds_text: a TFDS split's text feature as a corpus (mocked with tfds.testing.mock_data, never downloaded)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from w2v_jax import corpus, input_pipeline, tfds_text, trainer
+from w2v_jax.errors import UserError
+from w2v_jax.vocab import build_vocab
+
+pytestmark = pytest.mark.needs_tf
+
+TEXTS = [b"The cat sat", b"the dog ran\nfar away", b"a cat", b"the end"]
+
+
+@contextlib.contextmanager
+def mock_lm1b(texts: list[bytes] = TEXTS):
+  """lm1b's real builder and features, with as_dataset mocked to yield texts; yields the splits asked for."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
+  splits: list[str] = []
+
+  def as_dataset(self, split, decoders=None, read_config=None, **kwargs):
+    splits.append(str(split))
+    return tf.data.Dataset.from_tensor_slices({"text": texts})
+
+  with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+    yield splits
+
+
+def test_records_are_sentences() -> None:
+  """Each record ends a line (SEP after it, also inside a record at a newline); lowercasing applies."""
+  with mock_lm1b():
+    source = tfds_text.TfdsText("lm1b")
+    vocab = build_vocab(source, lowercase=True, min_count=1)
+    ids = input_pipeline.tokenize(source, vocab, lowercase=True)
+  assert vocab.words[:2] == ["the", "cat"] and vocab.counts[:2].tolist() == [3, 2]
+  assert vocab.total_tokens == 12
+  words = [vocab.words[i] if i >= 0 else "|" for i in ids.tolist()]
+  assert " ".join(words) == "the cat sat | the dog ran | far away | a cat | the end |"
+
+
+def test_shard_reads_an_even_split() -> None:
+  """shard=(count, index) reads tfds.even_splits(split, count)[index]; the identity records the shard."""
+  with mock_lm1b() as splits:
+    list(corpus.read_pieces(tfds_text.TfdsText("lm1b", shard=(4, 2)), False))
+    identity = tfds_text.TfdsText("lm1b", shard=(4, 2)).identity()
+  assert "index=2" in splits[0] and "count=4" in splits[0]
+  assert identity == [["tfds:lm1b", "1.1.0", "train", "text", [4, 2]]]
+
+
+@pytest.mark.parametrize("name, key, message", [("nosuchdataset", "text", "not a TensorFlow Datasets name"),
+                                                ("lm1b", "body", "no feature 'body'.*tfds_text_key")])
+def test_user_errors(name: str, key: str, message: str) -> None:
+  """An unknown dataset or a missing text feature is one line naming the fix."""
+  with mock_lm1b(), pytest.raises(UserError, match=message) as info:
+    list(corpus.read_pieces(tfds_text.TfdsText(name, text_key=key), False))
+  assert "\n" not in str(info.value)
+
+
+def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
+  """config.corpus='tfds:lm1b' counts and tokenizes once; a second run reuses both without reading the data."""
+  from configs import tiny
+
+  config = tiny.get_config()
+  config.corpus = "tfds:lm1b"
+  with mock_lm1b() as splits:
+    vocab, stream = trainer.load_vocab_and_tokens(config, str(tmp_path))
+    reads = len(splits)
+    again, cached = trainer.load_vocab_and_tokens(config, str(tmp_path))
+  assert reads == 2 and len(splits) == reads  # count + tokenize, then nothing
+  assert "skipping the counting pass" in capsys.readouterr().out
+  assert again.words == vocab.words
+  np.testing.assert_array_equal(np.asarray(cached), np.asarray(stream))
+  assert len(stream) == 12 + 5
