@@ -31,11 +31,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Number of negative samples per positive pair.
   config.negative = 5
   # Negatives drawn per group of center words and shared by all their pairs (0: `negative`), each
-  # weighted negative / negative_draws; more draws lower the variance of the update.
-  config.negative_draws = 0
-  # Consecutive center words sharing one draw of negatives (HogBatch); a group's negative rows are
-  # gathered once and scored in one matrix product, so larger groups with more draws cost fewer rows.
-  config.negative_group = 1
+  # weighted negative / negative_draws; many low-weight draws keep the update's variance near
+  # word2vec.c's per-pair negatives (5 per group of 1 loses 0.08 analogy accuracy, BENCHMARKS.md).
+  config.negative_draws = 64
+  # Consecutive center words sharing one draw of negatives (HogBatch): a group's rows are gathered
+  # once and scored in one matrix product, so 64 draws per 16 centers gather 4 rows per center.
+  config.negative_group = 16
   # Negatives are drawn from count**ns_exponent (0.75 as word2vec.c; fastText uses 0.5).
   config.ns_exponent = 0.75
   # Frequent-word subsampling threshold (word2vec.c formula); 0 turns it off.
@@ -60,11 +61,12 @@ def get_config() -> ml_collections.ConfigDict:
   # A row touched more than this many times in one step has its summed update scaled down to this
   # many (large batches otherwise diverge on frequent words, WORD2VEC.md rule 4); 0 turns it off.
   config.duplicate_cap = 8.0
-  # Tokens per sequential SGD update inside a step (0: the whole batch); smaller is closer to
-  # word2vec.c's one-pair-at-a-time updates, at the same tokens per device call.
-  config.update_size = 0
-  # Tokens per block: windows never cross a block edge (word2vec.c cuts sentences at 1000 words).
-  config.block_length = 1024
+  # Tokens per sequential SGD update inside a step (0: the whole batch), rounded up to a block per
+  # device; small updates are closer to word2vec.c's sequential SGD (SimLex +0.016, BENCHMARKS.md).
+  config.update_size = 256
+  # Tokens per block: windows never cross a block edge (~1% of pairs lost at 256; word2vec.c cuts
+  # sentences at 1000 words).
+  config.block_length = 256
   # Epoch input: 'tfdata' (tf.data pipeline) or 'numpy' (no TensorFlow needed), from the token cache.
   config.input = "tfdata"
   # Devices of the 1-D data mesh (0: all visible devices, on every host).

@@ -172,3 +172,20 @@ def test_train_py_end_to_end(tmp_path) -> None:
   assert config["corpus"] == str(corpus) and config["dim"] == 16
   events = list((workdir / "tensorboard").glob("events.out.tfevents*"))
   assert events and events[0].stat().st_size > 0
+
+
+def test_update_size_becomes_whole_blocks_per_device(tiny_config) -> None:
+  """update_size is rounded up to a block per device, capped at the batch, and refused if it cannot divide it."""
+  from w2v_jax import trainer
+  from w2v_jax.errors import UserError
+
+  config = tiny_config  # batch 256 tokens = 4 blocks of 64
+  config.update_size = 64
+  assert trainer.update_blocks(config, 1) == 1
+  assert trainer.update_blocks(config, 2) == 2
+  assert trainer.update_blocks(config, 4) == 4
+  config.update_size = 1024
+  assert trainer.update_blocks(config, 1) == 4
+  config.batch_size, config.update_size = 384, 64  # 6 blocks: updates of 4 blocks on 4 devices cannot divide it
+  with pytest.raises(UserError, match="update_size"):
+    trainer.update_blocks(config, 4)

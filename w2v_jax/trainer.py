@@ -67,8 +67,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.batch_size >= config.block_length and config.batch_size % config.block_length == 0,
        "batch_size", f"must be a positive multiple of block_length ({config.block_length})"),
       (config.update_size >= 0 and config.update_size % config.block_length == 0
-       and config.batch_size % max(config.update_size, 1) == 0, "update_size",
-       "must be 0 or a multiple of block_length that divides batch_size"),
+       and (config.update_size >= config.batch_size or config.batch_size % max(config.update_size, 1) == 0),
+       "update_size", "must be 0 or a multiple of block_length that divides batch_size (or exceeds it: one update)"),
       (config.num_devices >= 0, "num_devices", "must be >= 0 (0: all devices)"),
       (config.table_layout in parallel.TABLE_LAYOUTS, "table_layout", f"must be one of {parallel.TABLE_LAYOUTS}"),
       (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns the cap off)"),
@@ -229,7 +229,7 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
 
 
-def make_mesh(config, blocks_per_update: int):
+def make_mesh(config):
   """The 1-D data mesh over config.num_devices devices (0: all, of every process), checked against the batch."""
   available = len(jax.devices())
   if jax.process_count() > 1 and config.num_devices not in (0, available):
@@ -238,10 +238,26 @@ def make_mesh(config, blocks_per_update: int):
   if config.num_devices > available:
     raise UserError(f"config.num_devices={config.num_devices} but only {available} device(s) are visible")
   n = config.num_devices or available
-  if blocks_per_update % n:
-    raise UserError(f"config.batch_size/update_size give {blocks_per_update} blocks per update, not divisible by "
-                    f"{n} devices; use a batch_size (and update_size) that is a multiple of {n * config.block_length}")
+  if (config.batch_size // config.block_length) % n:
+    raise UserError(f"config.batch_size={config.batch_size} gives {config.batch_size // config.block_length} blocks, "
+                    f"not divisible by {n} devices; use a multiple of {n * config.block_length}")
   return parallel.make_mesh(n)
+
+
+def update_blocks(config, devices: int) -> int:
+  """Blocks per sequential update: update_size (0 or more than the batch: the whole batch), rounded up to
+  whole blocks per device."""
+  batch_blocks = config.batch_size // config.block_length
+  blocks = min(config.update_size or config.batch_size, config.batch_size) // config.block_length
+  rounded = -(-blocks // devices) * devices
+  if batch_blocks % rounded:
+    raise UserError(f"config.update_size={config.update_size} on {devices} devices needs updates of {rounded} blocks, "
+                    f"which do not divide the batch; use an update_size that is a multiple of "
+                    f"{devices * config.block_length} and divides batch_size")
+  if rounded != blocks:
+    distributed.log(f"update_size {config.update_size} rounded up to {rounded * config.block_length} tokens "
+                    f"(one block per device per update)")
+  return rounded
 
 
 def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_alpha: float) -> float:
@@ -298,8 +314,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   tables = model.tables()
   step_cfg = StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
                         config.duplicate_cap, config.negative_draws, config.negative_group)
-  blocks_per_update = (config.update_size or config.batch_size) // config.block_length
-  mesh = make_mesh(config, blocks_per_update)
+  mesh = make_mesh(config)
+  blocks_per_update = update_blocks(config, mesh.size)
   host_blocks = config.batch_size // config.block_length // jax.process_count()
   if mesh.size == 1:
     step_fn, new_metrics = make_train_step(step_cfg, blocks_per_update), lambda: jnp.zeros(2, jnp.float32)
