@@ -8,6 +8,7 @@ import argparse
 import os
 import resource
 import shutil
+import sys
 import time
 
 import jax
@@ -15,9 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from w2v_jax import checkpointing, sampling
-from w2v_jax.model import Word2Vec
-from w2v_jax.train_step import Sampler, StepConfig, make_train_step
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import common  # noqa: E402
+from w2v_jax import checkpointing, sampling  # noqa: E402
+from w2v_jax.model import Word2Vec  # noqa: E402
+from w2v_jax.train_step import Sampler  # noqa: E402
 
 
 def memory() -> str:
@@ -46,7 +50,7 @@ def main():
   counts = np.maximum((1e9 / np.arange(1, args.vocab + 1)).astype(np.int64), 5)
   thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
-  step = make_train_step(StepConfig("skipgram", 5, 5, duplicate_cap=8.0))
+  step = common.default_step("skipgram", 1024)
   rng = np.random.default_rng(0)
   ranks = rng.zipf(1.1, size=(args.steps + 1, args.batch_size // 1024, 1024))
   batches = np.minimum(ranks - 1, args.vocab - 1).astype(np.int32)

@@ -91,11 +91,23 @@ def train_command(args: argparse.Namespace, workdir: str) -> list[str]:
           "--config.probe_words="] + [e for e in args.extra.split(",") if e]
 
 
-def step_config(model: str):
-  """The training step as the default config builds it: window 5, negative 5, duplicate cap 8."""
+def default_step_config(model: str):
+  """The StepConfig configs/default.py gives (window, negatives and their groups, duplicate cap)."""
+  from configs import default
   from w2v_jax.train_step import StepConfig
 
-  return StepConfig(model, 5, 5, duplicate_cap=8.0)
+  c = default.get_config()
+  return StepConfig(model, c.window, c.negative, c.shrink_windows, c.cbow_mean, c.duplicate_cap, c.negative_draws,
+                    c.negative_group)
+
+
+def default_step(model: str, block_length: int):
+  """The jitted step as the default config runs it on one device, sequential updates of update_size included."""
+  from configs import default
+  from w2v_jax.train_step import make_train_step
+
+  update_size = default.get_config().update_size
+  return make_train_step(default_step_config(model), max(update_size // block_length, 1) if update_size else 0)
 
 
 def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4):

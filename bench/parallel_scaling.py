@@ -39,7 +39,7 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
 
   lr = np.float32(0.025)
   sampler, batches = common.zipf_inputs(vocab_size, args.batch_size, args.block_length)
-  cfg = common.step_config(args.model)
+  cfg = common.default_step_config(args.model)
   mesh = parallel.make_mesh()
   steps, state = {}, {}
   for layout in layouts:

@@ -21,7 +21,7 @@ from bench import common  # noqa: E402
 from configs import text8  # noqa: E402
 from w2v_jax import input_pipeline, sampling, trainer  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler, make_train_step  # noqa: E402
+from w2v_jax.train_step import Sampler  # noqa: E402
 from w2v_jax.vocab import Vocab  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: 
               steps: int) -> float:
   """Median seconds per step of the donated, jitted step over fresh [vocab_size, dim] tables, cycling batches."""
   tables = Word2Vec(vocab_size, dim, rngs=nnx.Rngs(0)).tables()
-  step = make_train_step(common.step_config(model))
+  step = common.default_step(model, batches[0].shape[1])
   metrics, key, lr = jax.numpy.zeros(2), jax.random.key(0), np.float32(0.025)
   times = []
   for i in range(steps + 1):  # the first one compiles
@@ -91,7 +91,7 @@ def main() -> None:
   parser.add_argument("--workdir", default="", help="a train.py run to time input against the step on")
   parser.add_argument("--dim", type=int, default=100, help="dim of the step timed against the input")
   parser.add_argument("--batch_size", type=int, default=4096)
-  parser.add_argument("--block_length", type=int, default=1024)
+  parser.add_argument("--block_length", type=int, default=256)
   parser.add_argument("--model", default="skipgram")
   parser.add_argument("--steps", type=int, default=20)
   args = parser.parse_args()
