@@ -1,6 +1,8 @@
 """A 3M-word × 300 vocabulary on one host: initialisation, steps and a checkpoint, with host memory after each.
 
-python bench/big_vocab.py [--vocab 3000000] [--dim 300] [--steps 10] [--workdir /tmp/w2v_big]
+python bench/big_vocab.py [--vocab 3000000] [--dim 300] [--steps 10] [--workdir /tmp/w2v_big] [--layout sharded]
+With --layout sharded (or replicated) the tables are laid out over all visible devices, e.g. 4 fake CPU devices
+with XLA_FLAGS=--xla_force_host_platform_device_count=4.
 Zipf-distributed tokens (no corpus needed); the checkpoint is written to --workdir and removed afterwards.
 """
 
@@ -19,7 +21,7 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common  # noqa: E402
-from w2v_jax import checkpointing, sampling  # noqa: E402
+from w2v_jax import checkpointing, parallel, sampling  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
 from w2v_jax.train_step import Sampler  # noqa: E402
 
@@ -39,8 +41,10 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--batch_size", type=int, default=4096)
   parser.add_argument("--workdir", default="/tmp/w2v_big")
+  parser.add_argument("--layout", default="single", help="single (one device), or a table layout over all devices")
   args = parser.parse_args()
-  print(f"{jax.devices()[0].device_kind}, V={args.vocab}, D={args.dim}: each table "
+  print(f"{len(jax.devices())} x {jax.devices()[0].device_kind} ({args.layout}), V={args.vocab}, D={args.dim}: "
+        "each table "
         f"{args.vocab * args.dim * 4 / 1e9:.2f} GB; load average {os.getloadavg()[0]:.2f}", flush=True)
 
   t0 = time.perf_counter()
@@ -51,6 +55,13 @@ def main():
   thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
   step = common.default_step("skipgram", 1024)
+  if args.layout != "single":
+    mesh = parallel.make_mesh()
+    t0 = time.perf_counter()
+    tables = jax.block_until_ready(parallel.shard_tables(tables, mesh, args.layout))
+    print(f"laid out on {mesh.size} devices: {time.perf_counter() - t0:.1f}s, {memory()}", flush=True)
+    step = parallel.make_parallel_train_step(common.default_step_config("skipgram"), mesh, args.layout,
+                                             args.batch_size // 1024)
   rng = np.random.default_rng(0)
   ranks = rng.zipf(1.1, size=(args.steps + 1, args.batch_size // 1024, 1024))
   batches = np.minimum(ranks - 1, args.vocab - 1).astype(np.int32)
@@ -71,7 +82,7 @@ def main():
   shutil.rmtree(args.workdir, ignore_errors=True)
   checkpointer = checkpointing.Checkpointer(args.workdir, 1, 0, 0)
   t0 = time.perf_counter()
-  checkpointer.save(args.steps, tables, {"epoch": 0})
+  checkpointer.save(args.steps, parallel.unshard_tables(tables, args.vocab), {"epoch": 0})
   blocked = time.perf_counter() - t0
   checkpointer.close()
   size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(checkpointer.directory) for f in files)
