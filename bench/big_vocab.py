@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common  # noqa: E402
 from w2v_jax import checkpointing, parallel, sampling  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler  # noqa: E402
+from w2v_jax.train_step import Sampler, step_config  # noqa: E402
 
 
 def memory() -> str:
@@ -54,13 +54,13 @@ def main():
   counts = np.maximum((1e9 / np.arange(1, args.vocab + 1)).astype(np.int64), 5)
   thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
-  step = common.default_step("skipgram", 1024)
+  step = common.default_step("skipgram", args.batch_size, 1024)
   if args.layout != "single":
     mesh = parallel.make_mesh()
     t0 = time.perf_counter()
     tables = jax.block_until_ready(parallel.shard_tables(tables, mesh, args.layout))
     print(f"laid out on {mesh.size} devices: {time.perf_counter() - t0:.1f}s, {memory()}", flush=True)
-    step = parallel.make_parallel_train_step(common.default_step_config("skipgram"), mesh, args.layout,
+    step = parallel.make_parallel_train_step(step_config(common.default_config("skipgram")), mesh, args.layout,
                                              args.batch_size // 1024)
   rng = np.random.default_rng(0)
   ranks = rng.zipf(1.1, size=(args.steps + 1, args.batch_size // 1024, 1024))

@@ -91,23 +91,24 @@ def train_command(args: argparse.Namespace, workdir: str) -> list[str]:
           "--config.probe_words="] + [e for e in args.extra.split(",") if e]
 
 
-def default_step_config(model: str):
-  """The StepConfig configs/default.py gives (window, negatives and their groups, duplicate cap)."""
+def default_config(model: str, batch_size: int = 4096, block_length: int = 256):
+  """configs/default.py with this benchmark's model and batch shape (sequential updates of at least a block)."""
   from configs import default
-  from w2v_jax.train_step import StepConfig
 
-  c = default.get_config()
-  return StepConfig(model, c.window, c.negative, c.shrink_windows, c.cbow_mean, c.duplicate_cap, c.negative_draws,
-                    c.negative_group)
+  config = default.get_config()
+  config.model, config.batch_size, config.block_length = model, batch_size, block_length
+  if config.update_size:
+    config.update_size = max(config.update_size, block_length)
+  return config
 
 
-def default_step(model: str, block_length: int):
-  """The jitted step as the default config runs it on one device, sequential updates of update_size included."""
-  from configs import default
-  from w2v_jax.train_step import make_train_step
+def default_step(model: str, batch_size: int, block_length: int):
+  """The jitted step as the trainer builds it from the default config on one device (sequential updates included)."""
+  from w2v_jax import trainer
+  from w2v_jax.train_step import make_train_step, step_config
 
-  update_size = default.get_config().update_size
-  return make_train_step(default_step_config(model), max(update_size // block_length, 1) if update_size else 0)
+  config = default_config(model, batch_size, block_length)
+  return make_train_step(step_config(config), trainer.update_blocks(config, 1))
 
 
 def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4):

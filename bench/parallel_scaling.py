@@ -35,11 +35,11 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
 
   from w2v_jax import parallel
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import make_train_step
+  from w2v_jax.train_step import make_train_step, step_config
 
   lr = np.float32(0.025)
   sampler, batches = common.zipf_inputs(vocab_size, args.batch_size, args.block_length)
-  cfg = common.default_step_config(args.model)
+  cfg = step_config(common.default_config(args.model))
   mesh = parallel.make_mesh()
   steps, state = {}, {}
   for layout in layouts:

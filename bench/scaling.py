@@ -29,7 +29,7 @@ def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: 
               steps: int) -> float:
   """Median seconds per step of the donated, jitted step over fresh [vocab_size, dim] tables, cycling batches."""
   tables = Word2Vec(vocab_size, dim, rngs=nnx.Rngs(0)).tables()
-  step = common.default_step(model, batches[0].shape[1])
+  step = common.default_step(model, batches[0].size, batches[0].shape[1])
   metrics, key, lr = jax.numpy.zeros(2), jax.random.key(0), np.float32(0.025)
   times = []
   for i in range(steps + 1):  # the first one compiles

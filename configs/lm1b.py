@@ -28,8 +28,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.epochs = 3
   # 300 dimensions: a large corpus supports them (the published GoogleNews vectors use 300).
   config.dim = 300
-  # Sentences average ~27 tokens, so blocks of 1024 pack dozens of them; larger steps amortise dispatch
-  # (the learning-rate schedule is in words, so it needs no change). Raise further on a GPU (e.g. 262144).
+  # Larger steps amortise dispatch; each is still applied as sequential updates of update_size tokens, and
+  # the learning-rate schedule is in words, so it needs no change. Raise further on a GPU (e.g. 262144).
   config.batch_size = 32768
   # Hours-long runs: a checkpoint every 10 minutes bounds lost work; saves are asynchronous.
   config.checkpoint_every_secs = 600.0

@@ -31,6 +31,12 @@ class StepConfig:
   negative_group: int = 1  # consecutive centers of a block sharing one set of negative draws
 
 
+def step_config(config) -> StepConfig:
+  """The StepConfig of a training config (configs/*.py)."""
+  return StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
+                    config.duplicate_cap, config.negative_draws, config.negative_group)
+
+
 class Sampler(NamedTuple):
   """The negative-sampling alias table on the device."""
 
@@ -61,17 +67,17 @@ def _per_center(negatives: jax.Array, length: int) -> jax.Array:
   return jnp.repeat(negatives, length // negatives.shape[1], axis=1)
 
 
-def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array, score_fn):
+def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array):
   """Scores of each center's row against its group's negatives, and the gradients both ways.
 
-  rows [B, L, D], neg_rows [B, L/G, K, D], neg_weight [B, L, K]; score_fn maps scores to d loss / d score
-  per unit weight. A group's negatives meet its G centers in one [G, D] x [D, K] product.
+  rows [B, L, D], neg_rows [B, L/G, K, D], neg_weight [B, L, K]; d/dx -log s(-x) = s(x) per unit weight.
+  A group's negatives meet its G centers in one [G, D] x [D, K] product.
   """
   b, length, dim = rows.shape
   groups = neg_rows.shape[1]
   grouped = rows.reshape(b, groups, length // groups, dim)
   scores = jnp.einsum("bngd,bnkd->bngk", grouped, neg_rows).reshape(b, length, -1)
-  g = neg_weight * score_fn(scores)
+  g = neg_weight * jax.nn.sigmoid(scores)
   g_grouped = g.reshape(b, groups, length // groups, -1)
   g_rows = jnp.einsum("bngk,bnkd->bngd", g_grouped, neg_rows).reshape(b, length, dim)
   g_neg = jnp.einsum("bngk,bngd->bnkd", g_grouped, grouped)
@@ -97,7 +103,7 @@ def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   neg_weight = jnp.sum(differs, axis=0) * (cfg.negative / negatives.shape[-1])
   in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
   positive = windows.shifted_scores(in_rows, out_rows, cfg.window)
-  negative, g_in_negative, g_neg = _negative_terms(in_rows, neg_rows, neg_weight, jax.nn.sigmoid)
+  negative, g_in_negative, g_neg = _negative_terms(in_rows, neg_rows, neg_weight)
   loss = _log_sigmoid_loss(positive, masks, negative, neg_weight)
   g_positive = masks * (jax.nn.sigmoid(positive) - 1.0)
   g_in = windows.context_sum(out_rows, g_positive, cfg.window) + g_in_negative
@@ -122,7 +128,7 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   if cfg.cbow_mean:
     hidden = hidden / jnp.maximum(n_context, 1)[..., None]
   positive = jnp.einsum("bld,bld->bl", hidden, out_rows)
-  negative, g_hidden_negative, g_neg = _negative_terms(hidden, neg_rows, neg_weight, jax.nn.sigmoid)
+  negative, g_hidden_negative, g_neg = _negative_terms(hidden, neg_rows, neg_weight)
   loss = _log_sigmoid_loss(positive, has_context, negative, neg_weight)
   g_positive = has_context * (jax.nn.sigmoid(positive) - 1.0)
   g_hidden = g_positive[..., None] * out_rows + g_hidden_negative

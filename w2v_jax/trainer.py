@@ -32,7 +32,7 @@ from w2v_jax import (
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
-from w2v_jax.train_step import Sampler, StepConfig, make_train_step
+from w2v_jax.train_step import Sampler, make_train_step, step_config
 from w2v_jax.vocab import Vocab, build_vocab, saved_source
 
 MODELS = ("skipgram", "cbow")
@@ -312,8 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # Model and step.
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
   tables = model.tables()
-  step_cfg = StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
-                        config.duplicate_cap, config.negative_draws, config.negative_group)
+  step_cfg = step_config(config)
   mesh = make_mesh(config)
   blocks_per_update = update_blocks(config, mesh.size)
   host_blocks = config.batch_size // config.block_length // jax.process_count()
