@@ -20,7 +20,7 @@ BUNDLED_CORPUS = str(resources.files("w2v_jax") / "data" / "wiki_slice.txt.gz")
 
 # Pieces are about this many bytes; lines longer than this are cut at whitespace.
 PIECE_BYTES = 1 << 20
-_WHITESPACE = b" \t\n\r\x0b\x0c"
+WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.split() splits on
 
 
 @dataclasses.dataclass
@@ -112,7 +112,7 @@ def _cut(buffer: bytes) -> int:
   """
   cut = buffer.rfind(b"\n") + 1
   if cut == 0:
-    cut = max(buffer.rfind(bytes([c])) for c in _WHITESPACE) + 1
+    cut = max(buffer.rfind(bytes([c])) for c in WHITESPACE) + 1
   if cut:
     return cut
   start = len(buffer) - 1

@@ -17,8 +17,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from w2v_jax.errors import UserError
+from w2v_jax.input_pipeline import SEP
 
-SEP = -1
 AUTO = "auto"
 
 

@@ -137,7 +137,7 @@ def _batch(blocks: list[tuple], blocks_per_batch: int, block_length: int) -> dic
 
 
 class _TfUint32:
-  """The uint32 ops sampling._mix32 needs, from TensorFlow."""
+  """The uint32 ops sampling.keep_hash needs, from TensorFlow."""
 
   def __init__(self, tf):
     self.tf = tf
@@ -207,7 +207,7 @@ def tf_batches(
   def subsample(ids, pos, idx):
     lo = tf.cast(tf.bitwise.bitwise_and(pos, 0xFFFFFFFF), tf.uint32)
     hi = tf.cast(tf.bitwise.right_shift(pos, tf.constant(32, tf.int64)), tf.uint32)
-    h = sampling._mix32(tfu.bitwise_xor(sampling._mix32(tfu.bitwise_xor(hi, key), tfu), lo), tfu)
+    h = sampling.keep_hash(hi, lo, key, tfu)
     keep_word = tf.cast(h, tf.int64) < tf.gather(thresholds, tf.maximum(ids, 0))
     keep = (ids == SEP) | ((ids >= 0) & keep_word)
     return tf.boolean_mask(ids, keep), tf.boolean_mask(pos, keep), tf.boolean_mask(idx, keep)

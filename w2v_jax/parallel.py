@@ -198,7 +198,6 @@ def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_pe
   hosts pass the global batch as one jax.Array); the rest is replicated. Tables come from
   shard_tables (padded if sharded). blocks_per_update as in train_step.make_train_step.
   """
-  _check_layout(layout)
   tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
   replicated = NamedSharding(mesh, P())
   if blocks_per_update:

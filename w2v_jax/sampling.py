@@ -42,13 +42,18 @@ def epoch_key(seed: int, epoch: int) -> int:
     return int(_mix32(np.uint32(x), np))
 
 
+def keep_hash(hi, lo, key, xp):
+  """The keep hash of a position split into uint32 halves (hi, lo) under an epoch key; xp as in _mix32."""
+  return _mix32(xp.bitwise_xor(_mix32(xp.bitwise_xor(hi, key), xp), lo), xp)
+
+
 def keep_hash_numpy(positions: np.ndarray, key: int) -> np.ndarray:
   """Uniform uint32 hash of (key, int64 position), as int64."""
   positions = np.asarray(positions, np.int64)
   lo = (positions & 0xFFFFFFFF).astype(np.uint32)
   hi = (positions >> 32).astype(np.uint32)
   with np.errstate(over="ignore"):
-    h = _mix32(np.bitwise_xor(_mix32(np.bitwise_xor(hi, np.uint32(key)), np), lo), np)
+    h = keep_hash(hi, lo, np.uint32(key), np)
   return h.astype(np.int64)
 
 
@@ -59,10 +64,10 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """
   p = np.asarray(weights, np.float64)
   n = len(p)
-  scaled = p * (n / p.sum())
-  alias = np.arange(n, dtype=np.int32)
-  small = list(np.flatnonzero(scaled < 1.0))
-  large = list(np.flatnonzero(scaled >= 1.0))
+  scaled_array = p * (n / p.sum())
+  scaled, alias = scaled_array.tolist(), list(range(n))  # Python floats/ints: the loop runs ~2x faster
+  small = np.flatnonzero(scaled_array < 1.0).tolist()
+  large = np.flatnonzero(scaled_array >= 1.0).tolist()
   while small and large:
     s, g = small.pop(), large[-1]
     alias[s] = g
@@ -71,6 +76,7 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
       small.append(large.pop())
   for i in large + small:  # leftovers are 1 up to rounding
     scaled[i] = 1.0
+  scaled, alias = np.asarray(scaled), np.asarray(alias, np.int32)
   thresholds = np.minimum(np.round(scaled * 2.0**32), 2.0**32 - 1)
   thresholds[scaled >= 1.0] = 2.0**32 - 1
   return thresholds.astype(np.uint32), alias

@@ -281,11 +281,11 @@ def host_shard(stream: input_pipeline.TokenCache) -> HostShard:
   return HostShard(start, end, distributed.words_before(stream, start))
 
 
-def tables_sha256(tables) -> str:
-  """sha256 of both tables as this process holds them: equal on every process of a correct run."""
+def tables_sha256(input_table: np.ndarray, output_table: np.ndarray) -> str:
+  """sha256 of both tables as this process holds them (on the host): equal on every process of a correct run."""
   digest = hashlib.sha256()
-  for x in (tables.input, tables.output):
-    digest.update(distributed.to_host(x).tobytes())
+  for x in (input_table, output_table):
+    digest.update(x.tobytes())
   return digest.hexdigest()
 
 
@@ -411,9 +411,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           return {"stopped_at_step": step}
       epoch, position = epoch + 1, (shard.start, shard.words_start)
       words = epoch * vocab.total_tokens
-      checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, 0, []))
+      full = parallel.unshard_tables(tables, vocab.size)
+      checkpointer.save(step, full, meta_at(epoch, 0, []))
       if config.eval_every_epoch or epoch == config.epochs:
-        vectors = distributed.to_host(parallel.unshard_tables(tables, vocab.size).input)
+        vectors = distributed.to_host(full.input)
         if distributed.is_main():
           scores = headline_scores(evaluation.evaluate_all(evaluation.Embeddings(vocab.words, vectors)))
           progress.scalars("eval", scores, step)
@@ -429,11 +430,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   model.update(tables)
 
   # Outputs (process 0 writes them; every process takes part in gathering the tables).
-  vectors = distributed.to_host(model.input[...])
+  vectors = distributed.to_host(tables.input)
   trained = words - words_at_start
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  sha256 = tables_sha256(vectors, distributed.to_host(tables.output))
   summary = {"train_seconds": elapsed, "words_per_sec": trained / max(elapsed, 1e-9), "steps": step,
-             "peak_rss_mb": peak_rss_mb, "tables_sha256": tables_sha256(tables), **scores}
+             "peak_rss_mb": peak_rss_mb, "tables_sha256": sha256, **scores}
   if not distributed.is_main():
     return summary
   export_vectors(workdir, vocab, vectors)

@@ -12,7 +12,9 @@ import functools
 
 import numpy as np
 
-_WHITESPACE = list(b" \t\n\r\x0b\x0c")  # bytes.split()'s
+from w2v_jax import corpus
+
+_WHITESPACE = list(corpus.WHITESPACE)
 _IN_TOKEN = np.ones(256, np.int8)
 _IN_TOKEN[_WHITESPACE] = 0
 _VALUE = np.arange(256, dtype=np.uint64)
