@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from w2v_jax import host_memory, trainer  # noqa: E402
+from w2v_jax import trainer  # noqa: E402
 from w2v_jax.errors import exit_on_user_error  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -20,7 +20,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)  # Orbax and TF log every checkpoint step at INFO
-  host_memory.pin_mmap_threshold()
   trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -20,7 +20,7 @@ from bench.throughput import ROOT, corpus_lines
 PROBE = """
 import os, resource, sys, time
 from w2v_jax import host_memory, input_pipeline, vocab
-host_memory.pin_mmap_threshold()  # as train.py does
+host_memory.pin_mmap_threshold()  # as the trainer does
 mode, path, workdir = sys.argv[1:4]
 t0 = time.perf_counter()
 if mode == "vocab":

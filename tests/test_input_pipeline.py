@@ -48,6 +48,12 @@ def two_files(write_corpus) -> tuple[list[str], list[str]]:
   return [write_corpus("a.txt", texts[0]), write_corpus("b.txt", texts[1])], texts
 
 
+def cache_of(stream: np.ndarray, path) -> input_pipeline.TokenCache:
+  """A token cache file holding stream (what tf_cached_ids reads)."""
+  np.asarray(stream, np.int32).tofile(path)
+  return input_pipeline.read_token_cache(str(path))
+
+
 @pytest.mark.parametrize("lowercase", [False, True])
 def test_tokenize_matches_split_reference(two_files, lowercase: bool) -> None:
   """tokenize() equals a Python split-based tokenization, SEPs at line ends and at each file's end."""
@@ -92,7 +98,7 @@ def collapse_seps(ids: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("input_path", ["numpy", pytest.param("tfdata", marks=pytest.mark.needs_tf)])
-def test_packing_by_hand(tiny_vocab: Vocab, input_path: str) -> None:
+def test_packing_by_hand(tiny_vocab: Vocab, input_path: str, tmp_path) -> None:
   """A hand-packed example: OOV dropped, greedy blocks across sentences, all-SEP blocks skipped, SEP padding."""
   S = SEP
   stream = np.array([0, 1, OOV, 2, S, 3, 4, 0, 1, 2, S, S, S, S, S, S, S, 4, S], np.int32)
@@ -100,7 +106,8 @@ def test_packing_by_hand(tiny_vocab: Vocab, input_path: str) -> None:
   if input_path == "numpy":
     batches = list(input_pipeline.numpy_batches(stream, *args))
   else:
-    batches = list(input_pipeline.tf_batches(input_pipeline.tf_cached_ids(stream), *args).as_numpy_iterator())
+    ids = input_pipeline.tf_cached_ids(cache_of(stream, tmp_path / "t.i32"))
+    batches = list(input_pipeline.tf_batches(ids, *args).as_numpy_iterator())
   assert len(batches) == 2
   np.testing.assert_array_equal(batches[0]["tokens"], [[0, 1, 2, S], [3, 4, 0, 1]])
   np.testing.assert_array_equal(batches[1]["tokens"], [[2, S, S, S], [4, S, S, S]])  # [S, S, S, S] skipped
@@ -129,14 +136,15 @@ def test_numpy_batches_without_sampling_lose_no_token(two_files, batch_size: int
 @pytest.mark.needs_tf
 @pytest.mark.parametrize("sample,seed,epoch,chunk_tokens", [
     (0.0, 0, 0, 37), (0.0, 0, 0, 1 << 22), (1e-3, 0, 1, 37), (1e-3, 5, 3, 1 << 22)])
-def test_tf_batches_equal_numpy_batches(two_files, sample: float, seed: int, epoch: int, chunk_tokens: int) -> None:
+def test_tf_batches_equal_numpy_batches(two_files, tmp_path, sample: float, seed: int, epoch: int,
+                                        chunk_tokens: int) -> None:
   """tf.data (from the token cache or from the text) and numpy yield identical batches and raw_ends."""
   files, _ = two_files
   vocab = build_vocab(files, False, min_count=2)
   stream = input_pipeline.tokenize(files, vocab, False)
   args = (vocab, sample, seed, epoch, 96, 16)
   want = list(input_pipeline.numpy_batches(stream, *args, chunk_tokens=chunk_tokens))
-  sources = [input_pipeline.tf_cached_ids(stream, chunk_tokens=chunk_tokens)]
+  sources = [input_pipeline.tf_cached_ids(cache_of(stream, tmp_path / "t.i32"), chunk_tokens=chunk_tokens)]
   if chunk_tokens > 1000:
     sources.append(input_pipeline.tf_text_ids(files, vocab, False))
   if sample:
@@ -150,6 +158,19 @@ def test_tf_batches_equal_numpy_batches(two_files, sample: float, seed: int, epo
       assert g["tokens"].dtype == np.int32
       for name in g.keys() - {"tokens"}:  # raw_end (and any other per-batch counters)
         assert int(g[name]) == int(w[name]), name
+
+
+@pytest.mark.needs_tf
+@pytest.mark.parametrize("start,head,chunk",
+                         [(0, 0, 7), (5, 0, 7), (5, 40, 7), (13, 40, 100), (40, 40, 7), (0, 0, 1000)])
+def test_tf_cached_ids_reads_the_cache_range(tmp_path, start: int, head: int, chunk: int) -> None:
+  """tf_cached_ids yields the tokens [start, head or end) of the file in chunks of `chunk`, none lost or extra."""
+  stream = np.random.default_rng(0).integers(-2, 1000, 61).astype(np.int32)
+  cache = cache_of(stream, tmp_path / "t.i32")
+  cache = cache.head(head) if head else cache
+  got = list(input_pipeline.tf_cached_ids(cache, start, chunk_tokens=chunk).as_numpy_iterator())
+  assert all(len(c) <= chunk for c in got)
+  np.testing.assert_array_equal(np.concatenate(got), stream[start:head or None])
 
 
 @pytest.mark.needs_tf
@@ -181,7 +202,7 @@ def test_line_longer_than_a_piece(write_corpus) -> None:
 
 
 @pytest.mark.parametrize("input_path", ["numpy", pytest.param("tfdata", marks=pytest.mark.needs_tf)])
-def test_resuming_after_a_batch_yields_the_remaining_batches(two_files, input_path: str) -> None:
+def test_resuming_after_a_batch_yields_the_remaining_batches(two_files, input_path: str, tmp_path) -> None:
   """Restarting from a batch's end_index/raw_end gives exactly the batches an uninterrupted pass gives next."""
   files, _ = two_files
   vocab = build_vocab(files, False, min_count=2)
@@ -194,7 +215,7 @@ def test_resuming_after_a_batch_yields_the_remaining_batches(two_files, input_pa
     if input_path == "numpy":
       rest = list(input_pipeline.numpy_batches(stream, *args, *start, chunk_tokens=41))
     else:
-      ids = input_pipeline.tf_cached_ids(stream, start[0], chunk_tokens=41)
+      ids = input_pipeline.tf_cached_ids(cache_of(stream, tmp_path / "t.i32"), start[0], chunk_tokens=41)
       rest = list(input_pipeline.tf_batches(ids, *args, *start).as_numpy_iterator())
     assert len(rest) == len(full) - k - 1
     for g, w in zip(rest, full[k + 1:]):

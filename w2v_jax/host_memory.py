@@ -1,19 +1,20 @@
-"""Keeps host memory flat over long runs: large buffers go straight to the OS instead of the malloc heap."""
+"""Fixes glibc's mmap threshold: flat host memory over long epochs, and no mmap per XLA:CPU scratch buffer."""
 
 from __future__ import annotations
 
 import ctypes
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-MMAP_THRESHOLD_BYTES = 128 << 10
+MMAP_THRESHOLD_BYTES = 8 << 20
 
 
 def pin_mmap_threshold() -> bool:
-  """Fixes glibc's mmap threshold at 128 KiB; returns whether it could (glibc only).
+  """Fixes glibc's mmap threshold at 8 MiB; returns whether it could (glibc only).
 
-  glibc raises the threshold each time a large block is freed, after which the per-chunk numpy arrays
-  of the input pipeline come from the heap, which fragments and grows with the number of chunks: RSS
-  then rose 11% from a 17M- to a 170M-word epoch; with the threshold fixed, 4% (BENCHMARKS.md).
+  Left dynamic, glibc raises the threshold after each large free, after which the per-chunk arrays of the
+  input pipeline (4M tokens, 16-32 MB) come from a heap that fragments and grows with the number of
+  chunks. Fixed too low (TF's GeneratorDataset sets 128 KiB), XLA:CPU's per-step temporaries and its fused
+  dots' scratch buffers (~0.4-2 MB) are each a fresh mmap and page faults: the step ran 1.35x slower.
   """
   try:  # the running process's own symbols: libc's, without find_library's ldconfig subprocess
     return ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1

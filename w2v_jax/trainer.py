@@ -23,6 +23,7 @@ from w2v_jax import (
   corpus,
   distributed,
   evaluation,
+  host_memory,
   input_pipeline,
   parallel,
   sampling,
@@ -292,6 +293,7 @@ def tables_sha256(input_table: np.ndarray, output_table: np.ndarray) -> str:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir."""
   validate_config(config)
+  host_memory.pin_mmap_threshold()
   distributed.initialize(config)
   log = distributed.log
   multihost = jax.process_count() > 1
