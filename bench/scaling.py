@@ -22,7 +22,7 @@ from configs import text8  # noqa: E402
 from w2v_jax import input_pipeline, sampling, trainer  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
 from w2v_jax.train_step import Sampler  # noqa: E402
-from w2v_jax.vocab import Vocab  # noqa: E402
+from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
 
 
 def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: list[np.ndarray],
@@ -59,20 +59,21 @@ def input_vs_step(args: argparse.Namespace) -> None:
   config.batch_size, config.block_length, config.dim, config.model = (args.batch_size, args.block_length, args.dim,
                                                                       args.model)
   vocab = Vocab.load(args.workdir)
-  stream = input_pipeline.read_token_cache(os.path.join(args.workdir, "tokens.i32"))
+  stream = input_pipeline.read_token_cache(saved_token_cache(args.workdir))
   print(f"\ninput pipeline alone vs step alone: {args.workdir}, V={vocab.size}, {vocab.total_tokens} corpus tokens,"
         f" batch {args.batch_size}, dim {args.dim}")
   rates = {}
   for name in ("tfdata", "numpy"):
     config.input = name
     t0 = time.perf_counter()
-    n = sum(1 for _ in trainer.epoch_batches(config, vocab, stream, 0, 0, 0))
+    n = sum(1 for _ in trainer.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size))
     dt = time.perf_counter() - t0
     rates[name] = vocab.total_tokens / dt
     print(f"{name + ' input':14} {dt:7.2f} s/epoch {rates[name] / 1e6:8.2f}M corpus tokens/s  "
           f"({n} batches, {n * args.batch_size / dt / 1e6:.2f}M batch tokens/s)  {common.load()}", flush=True)
   corpus_per_batch_token = vocab.total_tokens / (n * args.batch_size)  # subsampling and padding shrink the stream
-  batches = [b["tokens"] for _, b in zip(range(8), trainer.epoch_batches(config, vocab, stream, 0, 0, 0))]
+  epoch = trainer.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size)
+  batches = [b["tokens"] for _, b in zip(range(8), epoch)]
   thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
   sampler = Sampler(jax.numpy.asarray(thresholds), jax.numpy.asarray(alias))
   t = time_step(vocab.size, args.dim, args.model, sampler, batches, args.steps)

@@ -160,3 +160,21 @@ def test_identity_is_paths_and_sizes(write_corpus) -> None:
   """A file corpus is identified by absolute paths and sizes, so a changed file is not reused."""
   path = write_corpus("a.txt", "abc\n")
   assert corpus.identity([path]) == [[os.path.abspath(path), 4]]
+
+
+@pytest.mark.parametrize("hosts", [1, 2, 3, 7])
+def test_host_files_are_contiguous_balanced_runs(tmp_path, hosts: int) -> None:
+  """Each host gets a contiguous run of the files; the runs in host order are the files; byte shares are even
+  up to one file; more hosts than files leaves some with none."""
+  sizes = [30, 5, 70, 10, 10, 40, 25, 60, 5, 45]
+  files = []
+  for i, size in enumerate(sizes):
+    (tmp_path / f"f{i}.txt").write_text("w " * (size // 2))
+    files.append(str(tmp_path / f"f{i}.txt"))
+  runs = [corpus.host_files(files, hosts, i) for i in range(hosts)]
+  assert sum(runs, []) == files
+  shares = [sum(os.path.getsize(f) for f in run) for run in runs]
+  even = sum(shares) / hosts
+  assert all(abs(share - even) <= max(sizes) for share in shares), shares
+  assert corpus.host_files(files[:2], 4, 0) + corpus.host_files(files[:2], 4, 1) + corpus.host_files(
+      files[:2], 4, 2) + corpus.host_files(files[:2], 4, 3) == files[:2]

@@ -160,14 +160,34 @@ def test_tf_batches_equal_numpy_batches(two_files, tmp_path, sample: float, seed
         assert int(g[name]) == int(w[name]), name
 
 
+def test_token_cache_of_several_files_reads_their_concatenation(tmp_path) -> None:
+  """A cache in several files (one per host) reads as their concatenation, slices across file ends included."""
+  stream = np.random.default_rng(1).integers(-2, 1000, 50).astype(np.int32)
+  paths = []
+  for i, (a, b) in enumerate([(0, 20), (20, 20), (20, 33), (33, 50)]):  # one file is empty
+    stream[a:b].tofile(tmp_path / f"t{i}.i32")
+    paths.append(str(tmp_path / f"t{i}.i32"))
+  cache = input_pipeline.read_token_cache(paths)
+  assert len(cache) == 50 and len(cache.head(40)) == 40
+  for start, stop in [(0, 50), (15, 25), (20, 33), (19, 21), (33, 33), (45, 60)]:
+    np.testing.assert_array_equal(cache[start:stop], stream[start:stop])
+  np.testing.assert_array_equal(np.asarray(cache.head(40)), stream[:40])
+
+
 @pytest.mark.needs_tf
 @pytest.mark.parametrize("start,head,chunk",
                          [(0, 0, 7), (5, 0, 7), (5, 40, 7), (13, 40, 100), (40, 40, 7), (0, 0, 1000)])
 def test_tf_cached_ids_reads_the_cache_range(tmp_path, start: int, head: int, chunk: int) -> None:
-  """tf_cached_ids yields the tokens [start, head or end) of the file in chunks of `chunk`, none lost or extra."""
+  """tf_cached_ids yields the tokens [start, head or end) of the cache (one file or two) in chunks of at most
+  `chunk`, none lost or extra."""
   stream = np.random.default_rng(0).integers(-2, 1000, 61).astype(np.int32)
   cache = cache_of(stream, tmp_path / "t.i32")
   cache = cache.head(head) if head else cache
+  split = input_pipeline.read_token_cache([cache_of(stream[:30], tmp_path / "a.i32").paths[0],
+                                           cache_of(stream[30:], tmp_path / "b.i32").paths[0]])
+  split = split.head(head) if head else split
+  got = list(input_pipeline.tf_cached_ids(split, start, chunk_tokens=chunk).as_numpy_iterator())
+  np.testing.assert_array_equal(np.concatenate(got), stream[start:head or None])  # two files, as two hosts wrote
   got = list(input_pipeline.tf_cached_ids(cache, start, chunk_tokens=chunk).as_numpy_iterator())
   assert all(len(c) <= chunk for c in got)
   np.testing.assert_array_equal(np.concatenate(got), stream[start:head or None])

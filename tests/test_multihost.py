@@ -112,12 +112,16 @@ def _checkpoints(workdir) -> list[int]:
 
 @pytest.mark.slow
 def test_two_processes_train_kill_resume_and_agree(tmp_path) -> None:
-  """Two processes train on their shards, are SIGKILLed after a checkpoint, resume mid-epoch, and end with
-  the same tables on both, bit for bit those of an uninterrupted run; only process 0 prints and writes."""
+  """Two processes each read their share of the files, train on their shards, are SIGKILLed after a checkpoint,
+  resume mid-epoch, and end with the same tables on both, bit for bit those of an uninterrupted run; only
+  process 0 prints and writes."""
   rng = random.Random(2)
   words = [f"w{i}" for i in range(150)]
-  corpus = tmp_path / "corpus.txt"
-  corpus.write_text("\n".join(" ".join(rng.choices(words, k=rng.randint(3, 30))) for _ in range(1200)))
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for i, lines in enumerate([500, 300, 400]):
+    (corpus / f"part{i}.txt").write_text(
+        "\n".join(" ".join(rng.choices(words, k=rng.randint(3, 30))) for _ in range(lines)))
   workdir = tmp_path / "run"
 
   reference = _launch(tmp_path / "reference", str(corpus), _free_port())  # uninterrupted, alongside
@@ -135,6 +139,7 @@ def test_two_processes_train_kill_resume_and_agree(tmp_path) -> None:
   for step in _checkpoints(workdir):  # as if killed right after step 4 (mid-epoch), whatever the timing
     if step > 4:
       shutil.rmtree(workdir / "checkpoints" / str(step))
+  _check_sharded_reading(workdir, sorted(str(p) for p in corpus.iterdir()))
   positions = _meta(workdir, 4)["positions"]
   assert len(positions) == 2 and positions[0][0] < positions[1][0], positions  # each host's own place
 
@@ -152,6 +157,22 @@ def test_two_processes_train_kill_resume_and_agree(tmp_path) -> None:
   assert results["tables_sha256"] == s0["tables_sha256"]
   last = _meta(workdir, _checkpoints(workdir)[-1])
   assert last["epoch"] == 2 and last["positions"] == [] and last["step"] == s0["steps"]
+
+
+def _check_sharded_reading(workdir, files: list[str]) -> None:
+  """Each process tokenized its own files (500 lines, then 300 + 400) into its own cache file, and together
+  they hold the vocabulary and token stream that one process makes from all the files."""
+  from w2v_jax import input_pipeline, vocab
+
+  saved = json.loads((workdir / "vocab.json").read_text())
+  assert saved["token_cache"] == ["tokens-00000-of-00002.i32", "tokens-00001-of-00002.i32"]
+  parts = [input_pipeline.read_token_cache(str(workdir / name)) for name in saved["token_cache"]]
+  assert [int(np.sum(np.asarray(p) == SEP)) for p in parts] == [500, 700]  # a SEP ends every line
+  whole = vocab.build_vocab(files, True, min_count=1)
+  assert vocab.Vocab.load(str(workdir)).words == whole.words
+  np.testing.assert_array_equal(np.concatenate([np.asarray(p) for p in parts]),
+                                input_pipeline.tokenize(files, whole, True))
+  assert not (workdir / "vocab_counts").exists()  # merged, then removed
 
 
 def _meta(workdir, step: int) -> dict:

@@ -45,12 +45,14 @@ def test_records_are_sentences() -> None:
 
 
 def test_shard_reads_an_even_split() -> None:
-  """shard=(count, index) reads tfds.even_splits(split, count)[index]; the identity records the shard."""
+  """shard=(count, index) reads tfds.even_splits(split, count)[index]; the identity is the whole split's (the
+  same on every host, so the vocabulary is reused whatever the number of hosts)."""
   with mock_lm1b() as splits:
     list(corpus.read_pieces(tfds_text.TfdsText("lm1b", shard=(4, 2)), False))
     identity = tfds_text.TfdsText("lm1b", shard=(4, 2)).identity()
+    whole = tfds_text.TfdsText("lm1b").identity()
   assert "index=2" in splits[0] and "count=4" in splits[0]
-  assert identity == [["tfds:lm1b", "1.1.0", "train", "text", [4, 2]]]
+  assert identity == [["tfds:lm1b", "1.1.0", "train", "text"]] == whole
 
 
 @pytest.mark.parametrize("name, key, message", [("nosuchdataset", "text", "not a TensorFlow Datasets name"),

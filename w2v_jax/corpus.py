@@ -65,6 +65,19 @@ def corpus_files(spec: str) -> list[str]:
   return files
 
 
+def host_files(files: list[str], num_hosts: int, index: int) -> list[str]:
+  """Host index's contiguous run of the files, the runs balanced by bytes: a file goes to the host whose
+  even share of the total its middle byte falls in. Concatenated in host order the runs are the files in
+  order, so the token stream is the same for any number of hosts (a host may get no file)."""
+  sizes = [os.path.getsize(f) for f in files]
+  total, before, mine = max(sum(sizes), 1), 0, []
+  for path, size in zip(files, sizes):
+    if min((before + size / 2) * num_hosts // total, num_hosts - 1) == index:
+      mine.append(path)
+    before += size
+  return mine
+
+
 def identity(source: list[str] | TextSource) -> list:
   """What a vocabulary is built from, to decide whether it can be reused: files' paths and sizes, or a dataset."""
   if isinstance(source, list):

@@ -51,35 +51,49 @@ def write_token_cache(files: list[str] | corpus.TextSource, vocab: Vocab, lowerc
 
 
 class TokenCache:
-  """A token cache file read by slices with plain reads, not mapped: mapped pages that were read count
-  toward the process's resident memory, which would then grow with the corpus."""
+  """A token stream stored in one or more raw int32 files (one per host that tokenized a share of the corpus),
+  read by slices with plain reads, not mapped: mapped pages that were read count toward the process's
+  resident memory, which would then grow with the corpus."""
 
-  def __init__(self, path: str, length: int | None = None):
-    self.path = path
-    self._len = os.path.getsize(path) // 4 if length is None else length
+  def __init__(self, paths: list[str], length: int | None = None):
+    self.paths = list(paths)
+    self._starts = np.cumsum([0] + [os.path.getsize(p) // 4 for p in self.paths])
+    self._len = int(self._starts[-1]) if length is None else min(length, int(self._starts[-1]))
 
   def head(self, length: int) -> TokenCache:
     """The first `length` tokens (e.g. up to the end of this host's shard), still read by slices."""
-    return TokenCache(self.path, min(length, self._len))
+    return TokenCache(self.paths, min(length, self._len))
 
   def __len__(self) -> int:
     return self._len
+
+  def segments(self, start: int, stop: int) -> list[tuple[str, int, int]]:
+    """Where tokens [start, stop) are: (file, first token in it, count) per file they span."""
+    out = []
+    for path, first, end in zip(self.paths, self._starts[:-1], self._starts[1:]):
+      lo, hi = max(start, int(first)), min(stop, int(end))
+      if lo < hi:
+        out.append((path, lo - int(first), hi - lo))
+    return out
 
   def __getitem__(self, index: slice) -> np.ndarray:
     start, stop, step = index.indices(self._len)
     if step != 1:
       raise IndexError("a TokenCache is read by contiguous slices")
-    with open(self.path, "rb") as f:
-      f.seek(4 * start)
-      return np.fromfile(f, np.int32, max(stop - start, 0))
+    parts = [np.zeros([0], np.int32)]
+    for path, first, count in self.segments(start, stop):
+      with open(path, "rb") as f:
+        f.seek(4 * first)
+        parts.append(np.fromfile(f, np.int32, count))
+    return np.concatenate(parts) if len(parts) > 2 else parts[-1]
 
   def __array__(self, dtype=None, copy=None) -> np.ndarray:
     return self[:].astype(dtype or np.int32, copy=False)
 
 
-def read_token_cache(path: str) -> TokenCache:
-  """Opens a token cache written by write_token_cache."""
-  return TokenCache(path)
+def read_token_cache(paths: str | list[str]) -> TokenCache:
+  """Opens a token cache written by write_token_cache (several files: their concatenation, in order)."""
+  return TokenCache([paths] if isinstance(paths, str) else paths)
 
 
 def _pack(ids: np.ndarray, pos: np.ndarray, idx: np.ndarray, block_length: int):
@@ -181,21 +195,19 @@ def tf_cached_ids(stream: TokenCache, start_index: int = 0, chunk_tokens: int = 
   """tf.data stage 1 from a token cache: its tokens from start_index on, in chunks, read by TensorFlow itself.
 
   Not a Python generator: TF's GeneratorDataset pins glibc's mmap threshold at 128 KiB, after which every
-  scratch buffer of XLA:CPU's fused dots is a fresh mmap and the step runs 1.5x slower (BENCHMARKS.md).
+  scratch buffer of XLA:CPU's fused dots is a fresh mmap and the step runs 1.35x slower (BENCHMARKS.md).
   """
   tf = _tf()
-  file_tokens = os.path.getsize(stream.path) // 4
-  full, tail = divmod(max(len(stream) - start_index, 0), chunk_tokens)
   little_endian = sys.byteorder == "little"  # as write_token_cache wrote it
-  parts = []
-  for start, count, tokens in ((start_index, full, chunk_tokens), (start_index + full * chunk_tokens, 1, tail)):
-    if count and tokens:
-      records = tf.data.FixedLengthRecordDataset(
-          stream.path, 4 * tokens, header_bytes=4 * start, footer_bytes=4 * (file_tokens - start - count * tokens))
-      parts.append(records.map(lambda record: tf.io.decode_raw(record, tf.int32, little_endian=little_endian)))
   ids = tf.data.Dataset.from_tensors(tf.zeros([0], tf.int32))  # an empty first chunk: the rest may be empty
-  for part in parts:
-    ids = ids.concatenate(part)
+  for path, first, count in stream.segments(start_index, len(stream)):
+    file_tokens = os.path.getsize(path) // 4
+    full, tail = divmod(count, chunk_tokens)
+    for start, records, tokens in ((first, full, chunk_tokens), (first + full * chunk_tokens, 1, tail)):
+      if records and tokens:
+        part = tf.data.FixedLengthRecordDataset(path, 4 * tokens, header_bytes=4 * start,
+                                                footer_bytes=4 * (file_tokens - start - records * tokens))
+        ids = ids.concatenate(part.map(lambda record: tf.io.decode_raw(record, tf.int32, little_endian=little_endian)))
   return ids
 
 

@@ -60,9 +60,10 @@ class TfdsText:
     return corpus.chunks_to_pieces(_grouped(self._records(), piece_bytes), lowercase, stats)
 
   def identity(self) -> list:
-    """Dataset, version, split, feature and shard: what decides the text (not where it is stored)."""
+    """Dataset, version, split and feature: what decides the whole corpus's text (not where it is stored,
+    nor which host reads which share of it)."""
     version = str(self._builder().info.version)
-    return [[f"{PREFIX}{self.name}", version, self.split, self.text_key, list(self.shard)]]
+    return [[f"{PREFIX}{self.name}", version, self.split, self.text_key]]
 
 
 def _tfds():

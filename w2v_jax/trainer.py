@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -34,7 +35,16 @@ from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
 from w2v_jax.train_step import Sampler, make_train_step, step_config
-from w2v_jax.vocab import Vocab, build_vocab, saved_source
+from w2v_jax.vocab import (
+  Vocab,
+  count_corpus,
+  load_counts,
+  merge_counts,
+  save_counts,
+  saved_source,
+  saved_token_cache,
+  vocab_from_counts,
+)
 
 MODELS = ("skipgram", "cbow")
 
@@ -146,10 +156,11 @@ def epoch_batches(config, vocab: Vocab, stream: input_pipeline.TokenCache, epoch
 
 
 def corpus_input(config, shard: tuple[int, int] = (1, 0)) -> list[str] | tfds_text.TfdsText:
-  """The corpus as files, or as a TFDS split's text feature when config.corpus starts with 'tfds:'."""
+  """The corpus as files, or as a TFDS split's text feature when config.corpus starts with 'tfds:'; with
+  shard = (hosts, index), only that host's share: a contiguous run of the files, or of the split."""
   if config.corpus.startswith(tfds_text.PREFIX):
     return tfds_text.parse(config.corpus, config.tfds_split, config.tfds_text_key, config.tfds_data_dir, shard)
-  return corpus.corpus_files(config.corpus)
+  return corpus.host_files(corpus.corpus_files(config.corpus), *shard)
 
 
 def corpus_source(config, files: list[str] | tfds_text.TfdsText) -> dict:
@@ -159,43 +170,72 @@ def corpus_source(config, files: list[str] | tfds_text.TfdsText) -> dict:
 
 
 def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
-  """The vocabulary and the token cache <workdir>/tokens.i32: reused when built from the same corpus
-  and settings, else counted in one pass and tokenized once, by process 0 (the workdir is shared)."""
-  if distributed.is_main():
-    loaded = _vocab_and_tokens(config, workdir)
-    distributed.barrier("vocabulary")
-    return loaded
-  distributed.barrier("vocabulary")
-  return _vocab_and_tokens(config, workdir)
+  """The vocabulary and the token cache: reused when built from the same corpus and settings, else built.
 
-
-def _vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
-  """load_vocab_and_tokens on one process."""
-  files = corpus_input(config)
-  source = corpus_source(config, files)
+  Each process reads only its share of the corpus (corpus_input): it counts it, process 0 merges the
+  counts into vocab.tsv, then each tokenizes its share into its own cache file; the files in process
+  order are the token stream of the whole corpus, whatever the number of processes (the workdir is shared).
+  """
+  source = corpus_source(config, corpus_input(config))
   saved = saved_source(workdir)
   if checkpointing.has_checkpoints(workdir) and saved != source:
     checkpointing.check_resume(saved or {}, source)  # refuse before the workdir's vocabulary is replaced
-  cache = os.path.join(workdir, "tokens.i32")
-  if saved == source and os.path.exists(cache):
+  cache = saved_token_cache(workdir) if saved == source else []
+  if cache and all(os.path.exists(path) for path in cache):
     vocab = Vocab.load(workdir)
-    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and tokens.i32, built from the "
-                    "same corpus and vocabulary settings; skipping the counting pass")
+    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and its token cache, built "
+                    "from the same corpus and vocabulary settings; skipping the counting pass")
     return vocab, input_pipeline.read_token_cache(cache)
-  if not distributed.is_main():
-    raise UserError(f"process {jax.process_index()} does not see process 0's {cache}: the workdir must be "
-                    "shared by all hosts")
+  distributed.barrier("vocabulary checked")  # before process 0 replaces vocab.json
+  hosts, index = jax.process_count(), jax.process_index()
+  mine = corpus_input(config, (hosts, index))
   t0 = time.time()
-  vocab = build_vocab(files, config.lowercase, config.min_count, config.max_vocab_size, config.vocab_processes)
-  print(f"vocabulary: {vocab.size} words with count >= {config.min_count}, "
-        f"{vocab.total_tokens} corpus tokens, {time.time() - t0:.1f}s"
-        + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
+  counts = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes)
+  vocab = _merged_vocab(config, workdir, counts, corpus.describe(corpus_input(config)))
+  distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
+                  f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
+                                                        if hosts > 1 else "")
+                  + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
   t0 = time.time()
-  vocab.save(workdir)  # without source until the cache is complete, so a crash here is not reused
-  stream = input_pipeline.write_token_cache(files, vocab, config.lowercase, cache)
-  vocab.save(workdir, source)
-  print(f"tokenized into {cache} in {time.time() - t0:.1f}s")
-  return vocab, stream
+  names = ["tokens.i32"] if hosts == 1 else [f"tokens-{i:05d}-of-{hosts:05d}.i32" for i in range(hosts)]
+  input_pipeline.write_token_cache(mine, vocab, config.lowercase, os.path.join(workdir, names[index]))
+  distributed.barrier("tokenized")
+  cache = [_shared(workdir, name) for name in names]
+  if distributed.is_main():
+    vocab.save(workdir, source, names)
+  distributed.log(f"tokenized into {', '.join(names)} in {time.time() - t0:.1f}s")
+  return vocab, input_pipeline.read_token_cache(cache)
+
+
+def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
+  """The vocabulary of every process's counts: process 0 merges them (through the shared workdir), saves
+  vocab.tsv without its source (so a crash before the cache is complete is not reused), the others load it."""
+  hosts, index = jax.process_count(), jax.process_index()
+  if hosts == 1:
+    vocab = vocab_from_counts(counts, config.min_count, config.max_vocab_size, corpus_name)
+    vocab.save(workdir)
+    return vocab
+  parts = os.path.join(workdir, "vocab_counts")
+  os.makedirs(parts, exist_ok=True)
+  save_counts(os.path.join(parts, f"{index}.pkl"), counts)
+  distributed.barrier("counted")
+  if distributed.is_main():
+    merged = merge_counts(load_counts(_shared(parts, f"{i}.pkl")) for i in range(hosts))
+    vocab = vocab_from_counts(merged, config.min_count, config.max_vocab_size, corpus_name)
+    vocab.save(workdir)
+    shutil.rmtree(parts)
+  distributed.barrier("vocabulary")
+  _shared(workdir, "vocab.tsv")
+  return vocab if distributed.is_main() else Vocab.load(workdir)
+
+
+def _shared(directory: str, name: str) -> str:
+  """directory/name, which another process wrote: a clear error if this process does not see it."""
+  path = os.path.join(directory, name)
+  if not os.path.exists(path):
+    raise UserError(f"process {jax.process_index()} does not see {path}, written by another process: the workdir "
+                    "must be shared by all hosts")
+  return path
 
 
 def resume_identity(config, workdir: str) -> dict:

@@ -10,13 +10,15 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from w2v_jax import corpus
 from w2v_jax.errors import UserError, exit_on_user_error
 from w2v_jax.word_count import WordCounts
+
+Counts = tuple[collections.Counter, int, int]  # word (bytes) counts, corpus tokens, invalid UTF-8 sequences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +39,13 @@ class Vocab:
     """In-vocabulary tokens per epoch before subsampling (word2vec.c's train_words)."""
     return int(self.counts.sum())
 
-  def save(self, workdir: str, source: dict | None = None) -> None:
-    """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals, and what it was built from)."""
+  def save(self, workdir: str, source: dict | None = None, token_cache: list[str] | None = None) -> None:
+    """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals, what it was built from, and the
+    token cache files made with it, relative to workdir)."""
     with open(os.path.join(workdir, "vocab.tsv"), "w", encoding="utf-8") as f:
       f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
     stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8,
-             "source": source or {}}
+             "source": source or {}, "token_cache": token_cache or []}
     with open(os.path.join(workdir, "vocab.json"), "w") as f:
       json.dump(stats, f, indent=2)
 
@@ -60,19 +63,29 @@ class Vocab:
     return cls(words, np.asarray(counts, np.int64), stats["total_tokens"], stats["invalid_utf8"])
 
 
-def saved_source(workdir: str) -> dict | None:
-  """What the vocabulary in workdir was built from (see Vocab.save), or None if there is none."""
+def _saved_stats(workdir: str) -> dict:
+  """vocab.json's contents, or {} if there is none."""
   try:
     with open(os.path.join(workdir, "vocab.json")) as f:
-      return json.load(f).get("source")
+      return json.load(f)
   except (OSError, ValueError):
-    return None
+    return {}
+
+
+def saved_source(workdir: str) -> dict | None:
+  """What the vocabulary in workdir was built from (see Vocab.save), or None if there is none."""
+  return _saved_stats(workdir).get("source")
+
+
+def saved_token_cache(workdir: str) -> list[str]:
+  """The token cache files (paths) made with workdir's vocabulary, in stream order ([]: none)."""
+  return [os.path.join(workdir, name) for name in _saved_stats(workdir).get("token_cache", [])]
 
 
 def count_words(
     files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
     on_piece: Callable[[WordCounts], None] | None = None, share: tuple[int, int] = (1, 0),
-) -> tuple[collections.Counter, int, int]:
+) -> Counts:
   """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
 
   With max_vocab_size, whenever more distinct words are held, words with count <= min_reduce are
@@ -96,9 +109,7 @@ def count_words(
   return counts.to_counter(), total, stats.invalid_utf8
 
 
-def count_in_processes(
-    files: list[str], lowercase: bool, max_vocab_size: int, processes: int
-) -> tuple[collections.Counter, int, int]:
+def count_in_processes(files: list[str], lowercase: bool, max_vocab_size: int, processes: int) -> Counts:
   """count_words split over processes, each reading the files and counting every processes-th piece.
 
   Fresh interpreters (python -m w2v_jax.vocab), not forks: the caller may hold JAX/TF threads. With
@@ -118,29 +129,44 @@ def count_in_processes(
       if code:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
         raise UserError(last.removeprefix("error: ") if last.startswith("error: ") else f"counting failed: {last}")
-    counts, total, invalid = collections.Counter(), 0, 0
-    for task, _ in jobs:
-      with open(task["out"], "rb") as f:
-        part, part_total, part_invalid = pickle.load(f)
-      counts.update(part)
-      total, invalid = total + part_total, invalid + part_invalid
+    return merge_counts(load_counts(task["out"]) for task, _ in jobs)
+
+
+def count_corpus(files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
+                 processes: int = 1) -> Counts:
+  """count_words, over `processes` processes for file corpora (a TFDS source is counted in one: each
+  process would read the whole dataset)."""
+  if processes > 1 and isinstance(files, list):
+    return count_in_processes(files, lowercase, max_vocab_size, processes)
+  return count_words(files, lowercase, max_vocab_size)
+
+
+def save_counts(path: str, counts: Counts) -> None:
+  """Pickles a (counts, total, invalid) result for another process to merge."""
+  with open(path, "wb") as f:
+    pickle.dump(counts, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_counts(path: str) -> Counts:
+  """What save_counts wrote."""
+  with open(path, "rb") as f:
+    return pickle.load(f)
+
+
+def merge_counts(parts: Iterable[Counts]) -> Counts:
+  """The counts of several shares of a corpus added up."""
+  counts, total, invalid = collections.Counter(), 0, 0
+  for part, part_total, part_invalid in parts:
+    counts.update(part)
+    total, invalid = total + part_total, invalid + part_invalid
   return counts, total, invalid
 
 
-def build_vocab(
-    files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
-    processes: int = 1) -> Vocab:
-  """Counts the corpus and keeps words with count >= min_count, at most max_vocab_size of them.
-
-  processes > 1 counts file corpora in that many processes (a TFDS source is counted in one: each
-  process would read the whole dataset).
-  """
-  if processes > 1 and isinstance(files, list):
-    counts, total, invalid = count_in_processes(files, lowercase, max_vocab_size, processes)
-  else:
-    counts, total, invalid = count_words(files, lowercase, max_vocab_size)
+def vocab_from_counts(counted: Counts, min_count: int, max_vocab_size: int, corpus_name: str) -> Vocab:
+  """Keeps words with count >= min_count, at most max_vocab_size of them, ids by descending count."""
+  counts, total, invalid = counted
   if total == 0:
-    raise UserError(f"corpus {corpus.describe(files)}: no words in it")
+    raise UserError(f"corpus {corpus_name}: no words in it")
   kept = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
   if max_vocab_size:
     kept = kept[:max_vocab_size]
@@ -154,12 +180,19 @@ def build_vocab(
   return Vocab(words, np.array([c for _, c in kept], np.int64), total, invalid)
 
 
+def build_vocab(
+    files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
+    processes: int = 1) -> Vocab:
+  """Counts the corpus (see count_corpus) and keeps words with count >= min_count, at most max_vocab_size."""
+  return vocab_from_counts(count_corpus(files, lowercase, max_vocab_size, processes), min_count, max_vocab_size,
+                           corpus.describe(files))
+
+
 def _count_share(task_json: str) -> None:
   """A count_in_processes worker: counts its share of the pieces and pickles the result."""
   task = json.loads(task_json)
-  result = count_words(task["files"], task["lowercase"], task["max_vocab_size"], share=tuple(task["share"]))
-  with open(task["out"], "wb") as f:
-    pickle.dump(result, f, protocol=pickle.HIGHEST_PROTOCOL)
+  save_counts(task["out"], count_words(task["files"], task["lowercase"], task["max_vocab_size"],
+                                       share=tuple(task["share"])))
 
 
 if __name__ == "__main__":
