@@ -1,21 +1,26 @@
-"""Peak host memory (RSS) of the vocabulary pass and of one epoch's input, on the corpus and on it 10 times over.
+"""Peak host memory (RSS) of the vocabulary pass, of one epoch's input, and of one epoch of training, on the
+corpus and on it 10 times over.
 
-python bench/memory.py [--corpus ../shared/data/wiki2015_text8like.zip] [--times 10] [--distinct 20000000]
+python -m bench.memory [--corpus ../shared/data/wiki2015_text8like.zip] [--times 10] [--modes vocab,epoch,train]
+                        [--distinct 20000000]
 
 Each measurement runs in a fresh process and reports ru_maxrss (its own, and its largest child's: the
 counting processes). 'vocab' = build_vocab as train.py runs it; 'epoch' = tokenize into the token cache,
-then every batch of one epoch from it (numpy input, 4,096-token batches, no training step: the tables'
-memory does not depend on the corpus size). 'prune' = counting a generated corpus of --distinct distinct
-words with max_vocab_size=1M in one process. Files go to /tmp/w2v_memory (not removed: 1 GB per 10x).
+then every batch of one epoch from it (numpy input, 4,096-token batches, no training step); 'train' =
+train.py itself, configs/text8.py for one epoch (vocabulary, tokenization, training with tf.data input,
+export), whose seconds are its training seconds (results.json), so it also gives the time per 100M words.
+'prune' = counting a generated corpus of --distinct distinct words with max_vocab_size=1M in one process.
+Files go to /tmp/w2v_memory (not removed: 1 GB per 10x).
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 
-from bench.throughput import ROOT, corpus_lines
+from bench.common import ROOT, corpus_lines, run
 
 PROBE = """
 import os, resource, sys, time
@@ -42,6 +47,16 @@ print("RESULT", own, child, time.perf_counter() - t0, n)
 
 def probe(mode: str, path: str, workdir: str) -> tuple[float, float, float, int]:
   """(own peak RSS MB, largest child's MB, seconds, tokens) of one measurement in a fresh process."""
+  if mode == "train":
+    shutil.rmtree(workdir, ignore_errors=True)
+    _, _, rss, _ = run([sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={workdir}",
+                        f"--config.corpus={path}", "--config.epochs=1", "--config.eval_every_epoch=False",
+                        "--config.probe_words="])
+    with open(os.path.join(workdir, "results.json")) as f:
+      results = json.load(f)
+    with open(os.path.join(workdir, "vocab.json")) as f:
+      tokens = json.load(f)["total_tokens"]
+    return rss, 0.0, results["train_seconds"], tokens
   out = subprocess.run([sys.executable, "-c", PROBE, mode, path, workdir], capture_output=True, text=True,
                        cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": ROOT}).stdout
   own, child, secs, n = out.split("RESULT")[1].split()
@@ -59,6 +74,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
   parser.add_argument("--times", type=int, default=10)
+  parser.add_argument("--modes", default="vocab,epoch,train", help="comma-separated subset of vocab,epoch,train")
   parser.add_argument("--distinct", type=int, default=20_000_000, help="0 skips the pruning measurement")
   args = parser.parse_args()
   tmp = "/tmp/w2v_memory"
@@ -77,9 +93,11 @@ def main():
   for name, path in (("1x", one), (f"{args.times}x", many)):
     workdir = os.path.join(tmp, f"work_{name}")
     os.makedirs(workdir, exist_ok=True)
-    for mode in ("vocab", "epoch"):
-      own, child, secs, n = probe(mode, path, workdir)
-      print(f"{name:8} {mode:6} {n:>11} {secs:>8.1f} {own:>12.0f} {child:>17.0f}", flush=True)
+    for mode in args.modes.split(","):
+      own, child, secs, n = probe(mode, path, os.path.join(workdir, "train") if mode == "train" else workdir)
+      per_100m = f"  {secs * 1e8 / n / 60:.1f} min per 100M words" if mode == "train" else ""
+      print(f"{name:8} {mode:6} {n:>11} {secs:>8.1f} {own:>12.0f} {child:>17.0f}{per_100m}  load "
+            f"{os.getloadavg()[0]:.2f}", flush=True)
   if args.distinct:
     path = os.path.join(tmp, f"distinct_{args.distinct}.txt")
     if not os.path.exists(path):

@@ -19,7 +19,7 @@ from flax import nnx  # noqa: E402
 
 from bench import common  # noqa: E402
 from configs import text8  # noqa: E402
-from w2v_jax import input_pipeline, sampling, trainer  # noqa: E402
+from w2v_jax import host_memory, input_pipeline, sampling, trainer  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
 from w2v_jax.train_step import Sampler  # noqa: E402
 from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
@@ -27,8 +27,10 @@ from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
 
 def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: list[np.ndarray],
               steps: int) -> float:
-  """Median seconds per step of the donated, jitted step over fresh [vocab_size, dim] tables, cycling batches."""
+  """Median seconds per step of the donated, jitted step over fresh [vocab_size, dim] tables (on huge pages,
+  as the trainer lays them out), cycling batches."""
   tables = Word2Vec(vocab_size, dim, rngs=nnx.Rngs(0)).tables()
+  host_memory.use_huge_pages(tables.input, tables.output)  # as the trainer does
   step = common.default_step(model, batches[0].size, batches[0].shape[1])
   metrics, key, lr = jax.numpy.zeros(2), jax.random.key(0), np.float32(0.025)
   times = []

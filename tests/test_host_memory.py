@@ -1,9 +1,12 @@
-"""host_memory: the malloc setting that keeps RSS flat over long epochs takes effect on glibc."""
+"""host_memory: the malloc setting takes effect on glibc; huge pages keep the tables' contents."""
 
 from __future__ import annotations
 
 import platform
+import re
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from w2v_jax import host_memory
@@ -13,3 +16,25 @@ from w2v_jax import host_memory
 def test_pin_mmap_threshold_takes_effect() -> None:
   """mallopt accepts the fixed threshold (it returns 1 on success)."""
   assert host_memory.pin_mmap_threshold() is True
+
+
+def _thp_available() -> bool:
+  """Transparent huge pages not off, and a kernel with MADV_COLLAPSE (Linux 6.1)."""
+  try:
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+      enabled = "[never]" not in f.read()
+  except OSError:
+    return False
+  version = re.match(r"(\d+)\.(\d+)", platform.release())
+  return enabled and version is not None and (int(version[1]), int(version[2])) >= (6, 1)
+
+
+def test_huge_pages_keep_the_table_and_move_whole_pages() -> None:
+  """use_huge_pages moves whole 2 MiB pages inside the buffer (some, where the kernel allows), values intact."""
+  values = np.random.default_rng(0).standard_normal((40_000, 100), dtype=np.float32)  # 16 MB
+  table = jnp.asarray(values)
+  moved = host_memory.use_huge_pages(table, jnp.zeros(3))
+  assert moved % (2 << 20) == 0 and moved <= table.nbytes
+  if _thp_available():
+    assert moved >= table.nbytes - 2 * (2 << 20)
+  np.testing.assert_array_equal(np.asarray(table + 0), values)

@@ -392,6 +392,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     log(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
   if mesh.size > 1:  # checkpoints hold [V, D] tables whatever the layout, so any device count restores them
     tables = parallel.shard_tables(tables, mesh, config.table_layout)
+  host_memory.use_huge_pages(tables.input, tables.output)  # on CPU devices; kept by the donated steps
   log(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
       f"on {mesh.size} {jax.devices()[0].platform} device(s)"
       + (f" of {jax.process_count()} processes" if multihost else "")
