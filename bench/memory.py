@@ -8,7 +8,9 @@ Each measurement runs in a fresh process and reports ru_maxrss (its own, and its
 counting processes). 'vocab' = build_vocab as train.py runs it; 'epoch' = tokenize into the token cache,
 then every batch of one epoch from it (numpy input, 4,096-token batches, no training step); 'train' =
 train.py itself, configs/text8.py for one epoch (vocabulary, tokenization, training with tf.data input,
-export), whose seconds are its training seconds (results.json), so it also gives the time per 100M words.
+export) with min_count 5 times the copies (the 1x vocabulary: the same text repeated would otherwise bring
+3x the words over min_count and 3x the tables), whose seconds are its training seconds (results.json), so it
+also gives the time per 100M words.
 'prune' = counting a generated corpus of --distinct distinct words with max_vocab_size=1M in one process.
 Files go to /tmp/w2v_memory (not removed: 1 GB per 10x).
 """
@@ -45,13 +47,13 @@ print("RESULT", own, child, time.perf_counter() - t0, n)
 """
 
 
-def probe(mode: str, path: str, workdir: str) -> tuple[float, float, float, int]:
+def probe(mode: str, path: str, workdir: str, min_count: int = 5) -> tuple[float, float, float, int]:
   """(own peak RSS MB, largest child's MB, seconds, tokens) of one measurement in a fresh process."""
   if mode == "train":
     shutil.rmtree(workdir, ignore_errors=True)
     _, _, rss, _ = run([sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={workdir}",
                         f"--config.corpus={path}", "--config.epochs=1", "--config.eval_every_epoch=False",
-                        "--config.probe_words="])
+                        "--config.probe_words=", f"--config.min_count={min_count}"])
     with open(os.path.join(workdir, "results.json")) as f:
       results = json.load(f)
     with open(os.path.join(workdir, "vocab.json")) as f:
@@ -90,11 +92,13 @@ def main():
           shutil.copyfileobj(f, out)
   print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
   print(f"{'corpus':8} {'measure':6} {'tokens':>11} {'seconds':>8} {'peak RSS MB':>12} {'largest child MB':>17}")
-  for name, path in (("1x", one), (f"{args.times}x", many)):
+  # min_count scales with the copies: the same words reach it, so both train the same vocabulary
+  for name, path, min_count in (("1x", one, 5), (f"{args.times}x", many, 5 * args.times)):
     workdir = os.path.join(tmp, f"work_{name}")
     os.makedirs(workdir, exist_ok=True)
     for mode in args.modes.split(","):
-      own, child, secs, n = probe(mode, path, os.path.join(workdir, "train") if mode == "train" else workdir)
+      own, child, secs, n = probe(mode, path, os.path.join(workdir, "train") if mode == "train" else workdir,
+                                  min_count)
       per_100m = f"  {secs * 1e8 / n / 60:.1f} min per 100M words" if mode == "train" else ""
       print(f"{name:8} {mode:6} {n:>11} {secs:>8.1f} {own:>12.0f} {child:>17.0f}{per_100m}  load "
             f"{os.getloadavg()[0]:.2f}", flush=True)

@@ -7,6 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
+from w2v_jax import word2vec_format
 from w2v_jax.errors import UserError
 from w2v_jax.word2vec_format import read_word2vec, write_word2vec
 
@@ -30,6 +31,16 @@ def test_round_trip_is_exact(tmp_path, binary: bool, suffix: str) -> None:
   assert words == WORDS
   assert loaded.dtype == np.float32
   np.testing.assert_array_equal(loaded, vectors)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_writing_in_pieces_changes_no_byte(tmp_path, monkeypatch, binary: bool) -> None:
+  """Rows are written a few at a time (bounded memory); the file equals the one written in a single piece."""
+  vectors = random_vectors()
+  write_word2vec(tmp_path / "whole", WORDS, vectors, binary=binary)
+  monkeypatch.setattr(word2vec_format, "VALUES_PER_WRITE", 2 * vectors.shape[1])  # 2 rows per write, 3 writes
+  write_word2vec(tmp_path / "pieces", WORDS, vectors, binary=binary)
+  assert (tmp_path / "pieces").read_bytes() == (tmp_path / "whole").read_bytes()
 
 
 def test_binary_layout_matches_word2vec_c(tmp_path) -> None:

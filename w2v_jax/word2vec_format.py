@@ -18,6 +18,9 @@ import numpy as np
 from w2v_jax.errors import UserError
 
 _FLOAT32_LE = np.dtype("<f4")
+# Values formatted per write: a whole table as Python floats and text at once took ~1 GB more than the
+# tables for 220k x 100 (BENCHMARKS.md), and would not fit at all for 3M x 300.
+VALUES_PER_WRITE = 1 << 20
 
 
 def _open(path: str | os.PathLike, mode: str):
@@ -38,15 +41,16 @@ def write_word2vec(
     if word.encode().split() != [word.encode()]:
       raise ValueError(f"word {word!r} is empty or has whitespace; word2vec files cannot hold it")
   num_words, dim = vectors.shape
+  row_format = " ".join(["%.9g"] * dim)
+  step = max(1, VALUES_PER_WRITE // max(dim, 1))  # rows per write: memory stays bounded for any vocabulary
   with _open(path, "wb") as f:
     f.write(f"{num_words} {dim}\n".encode())
-    if binary:
-      rows = zip(words, vectors.astype(_FLOAT32_LE), strict=True)
-      f.write(b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in rows))
-    else:
-      row_format = " ".join(["%.9g"] * dim)
-      rows = zip(words, vectors.tolist(), strict=True)
-      f.write("".join(f"{w} {row_format % tuple(r)}\n" for w, r in rows).encode())
+    for start in range(0, num_words, step):
+      names, block = words[start:start + step], vectors[start:start + step]
+      if binary:
+        f.write(b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(names, block.astype(_FLOAT32_LE))))
+      else:
+        f.write("".join(f"{w} {row_format % tuple(r)}\n" for w, r in zip(names, block.tolist())).encode())
 
 
 def read_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
