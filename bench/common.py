@@ -38,6 +38,12 @@ def run(cmd: list[str], on_output: Callable[[bytes, float], None] | None = None)
   return wall, out, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
+def run_python(script: str, *args: str) -> str:
+  """stdout of `python -c script args` in a fresh interpreter, from the repository root with the package importable."""
+  return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=ROOT, check=True,
+                        env={**os.environ, "PYTHONPATH": ROOT}).stdout
+
+
 def load() -> str:
   """The 1, 5 and 15-minute load averages, to print beside every timing (the benchmark machine is shared)."""
   return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())

@@ -19,10 +19,9 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from bench.common import ROOT, corpus_lines, run
+from bench.common import corpus_lines, run, run_python
 
 PROBE = """
 import os, resource, sys, time
@@ -59,9 +58,7 @@ def probe(mode: str, path: str, workdir: str, min_count: int = 5) -> tuple[float
     with open(os.path.join(workdir, "vocab.json")) as f:
       tokens = json.load(f)["total_tokens"]
     return rss, 0.0, results["train_seconds"], tokens
-  out = subprocess.run([sys.executable, "-c", PROBE, mode, path, workdir], capture_output=True, text=True,
-                       cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": ROOT}).stdout
-  own, child, secs, n = out.split("RESULT")[1].split()
+  own, child, secs, n = run_python(PROBE, mode, path, workdir).split("RESULT")[1].split()
   return float(own), float(child), float(secs), int(n)
 
 

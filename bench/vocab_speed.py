@@ -1,17 +1,15 @@
 """Vocabulary pass speed: w2v_jax's count (and one-time tokenization) beside gensim's build_vocab, same file.
 
-python bench/vocab_speed.py [--corpus ../shared/data/wiki2015_text8like.zip]
+python -m bench.vocab_speed [--corpus ../shared/data/wiki2015_text8like.zip]
 The corpus is first written as plain 1,000-word lines (gensim's corpus_file format); both read that file,
 each in its own process, one after the other.
 """
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 
-from bench.throughput import ROOT, corpus_lines
+from bench.common import corpus_lines, run_python
 
 GENSIM = """
 import sys, time
@@ -38,8 +36,7 @@ print("TOKENIZE", time.perf_counter() - t0, n)
 
 def timed(script: str, *args: str) -> dict[str, tuple[float, int]]:
   """Runs a script on args in a fresh process; returns {label: (seconds, number)}."""
-  out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=ROOT, check=True,
-                       env={**os.environ, "PYTHONPATH": ROOT}).stdout
+  out = run_python(script, *args)
   return {line.split()[0]: (float(line.split()[1]), int(line.split()[2])) for line in out.splitlines()
           if line.split() and line.split()[0] in ("COUNT", "TOKENIZE")}
 

@@ -57,7 +57,7 @@ def test_lowercase_merges_case_variants(write_corpus) -> None:
 def fake_pieces(pieces: list[bytes]):
   """A read_pieces stand-in yielding the given pieces (pruning runs after each piece)."""
 
-  def read_pieces(files, lowercase, stats=None, piece_bytes=corpus.PIECE_BYTES):
+  def read_pieces(files, lowercase, stats=None, piece_bytes=corpus.PIECE_BYTES, share=(1, 0)):
     yield from pieces
 
   return read_pieces

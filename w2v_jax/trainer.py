@@ -176,7 +176,8 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   counts into vocab.tsv, then each tokenizes its share into its own cache file; the files in process
   order are the token stream of the whole corpus, whatever the number of processes (the workdir is shared).
   """
-  source = corpus_source(config, corpus_input(config))
+  whole = corpus_input(config)
+  source = corpus_source(config, whole)
   saved = saved_source(workdir)
   if checkpointing.has_checkpoints(workdir) and saved != source:
     checkpointing.check_resume(saved or {}, source)  # refuse before the workdir's vocabulary is replaced
@@ -191,7 +192,7 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   mine = corpus_input(config, (hosts, index))
   t0 = time.time()
   counts = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes)
-  vocab = _merged_vocab(config, workdir, counts, corpus.describe(corpus_input(config)))
+  vocab = _merged_vocab(config, workdir, counts, corpus.describe(whole))
   distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
                   f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
                                                         if hosts > 1 else "")
@@ -211,22 +212,22 @@ def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
   """The vocabulary of every process's counts: process 0 merges them (through the shared workdir), saves
   vocab.tsv without its source (so a crash before the cache is complete is not reused), the others load it."""
   hosts, index = jax.process_count(), jax.process_index()
-  if hosts == 1:
+  parts = os.path.join(workdir, "vocab_counts")
+  if hosts > 1:
+    os.makedirs(parts, exist_ok=True)
+    save_counts(os.path.join(parts, f"{index}.pkl"), counts)
+    distributed.barrier("counted")
+  if distributed.is_main():
+    if hosts > 1:
+      counts = merge_counts(load_counts(_shared(parts, f"{i}.pkl")) for i in range(hosts))
+      shutil.rmtree(parts)
     vocab = vocab_from_counts(counts, config.min_count, config.max_vocab_size, corpus_name)
     vocab.save(workdir)
-    return vocab
-  parts = os.path.join(workdir, "vocab_counts")
-  os.makedirs(parts, exist_ok=True)
-  save_counts(os.path.join(parts, f"{index}.pkl"), counts)
-  distributed.barrier("counted")
-  if distributed.is_main():
-    merged = merge_counts(load_counts(_shared(parts, f"{i}.pkl")) for i in range(hosts))
-    vocab = vocab_from_counts(merged, config.min_count, config.max_vocab_size, corpus_name)
-    vocab.save(workdir)
-    shutil.rmtree(parts)
   distributed.barrier("vocabulary")
+  if distributed.is_main():
+    return vocab
   _shared(workdir, "vocab.tsv")
-  return vocab if distributed.is_main() else Vocab.load(workdir)
+  return Vocab.load(workdir)
 
 
 def _shared(directory: str, name: str) -> str:
@@ -416,6 +417,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   stop = StopRequest()
   metrics = new_metrics()
   scores, start = {}, time.time()
+  full = vectors = None  # the tables unsharded, and the input table on the host, at the latest epoch end
   try:
     while epoch < config.epochs:
       batches = epoch_batches(config, vocab, stream, epoch, *position, host_blocks * config.block_length)
@@ -469,11 +471,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if progress is not None:
       progress.close()
   elapsed = time.time() - start
-  tables = parallel.unshard_tables(tables, vocab.size)
+  if full is None:  # resumed after the last epoch: no epoch end ran here
+    full = parallel.unshard_tables(tables, vocab.size)
+    vectors = distributed.to_host(full.input)
+  tables = full  # the last epoch end made both (it always evaluates); nothing trained since
   model.update(tables)
 
   # Outputs (process 0 writes them; every process takes part in gathering the tables).
-  vectors = distributed.to_host(tables.input)
   trained = words - words_at_start
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   sha256 = tables_sha256(vectors, distributed.to_host(tables.output))

@@ -97,9 +97,7 @@ def count_words(
   counts = WordCounts()
   stats = corpus.ReadStats()
   total, min_reduce = 0, 1
-  pieces = corpus.read_pieces(files, lowercase, stats, share=share) if share[0] > 1 else \
-      corpus.read_pieces(files, lowercase, stats)
-  for piece in pieces:
+  for piece in corpus.read_pieces(files, lowercase, stats, share=share):
     total += counts.add(piece)
     if on_piece:
       on_piece(counts)
