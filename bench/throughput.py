@@ -77,7 +77,8 @@ def main():
     print(f"{r.name:36} {r.words_per_sec:>11.0f} {r.train_s:>8.1f} {r.wall_s:>7.1f} {setup:>7} {r.rss_mb:>11.0f} "
           f"{r.cpu_s / r.wall_s:>8.2f} {r.words_per_sec / base:>10.2f}  {r.load}")
   print("wall = the whole process, vocabulary building included; setup = word2vec.c's vocabulary pass and init; "
-        f"w2v_jax's train s include compile, final evaluation and checkpoint. At the end: {common.load()}")
+        "w2v_jax's train s include compile, input start and checkpoints, not the evaluation (the peers' exclude it "
+        f"too). At the end: {common.load()}")
 
 
 if __name__ == "__main__":

@@ -260,24 +260,26 @@ def test_draw_ranges() -> None:
   assert (np.asarray(full) == WINDOW).all()
 
 
-@pytest.mark.skipif(not hasattr(train_step, "sequential_train_step"), reason="no sequential updates in this version")
-def test_sequential_updates_equal_successive_steps() -> None:
-  """make_train_step(cfg, k) applies a batch as successive train_steps on groups of k blocks (keys folded by group)."""
+def test_sequential_updates_equal_successive_updates() -> None:
+  """make_train_step(cfg, k) draws the batch's randomness once, then applies it as successive update_steps on
+  groups of k blocks, each seeing the tables the previous one left."""
   cfg = StepConfig("skipgram", WINDOW, NEGATIVE)
   thresholds, alias = sampling.alias_table(np.array([30.0, 10, 8, 5, 3, 1]))
   sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
   tokens = np.concatenate([make_batch(4)[0], make_batch(5)[0]])  # 4 blocks
   key = jax.random.key(3)
-  step = jax.jit(train_step.train_step, static_argnums=0)
+  shrink, negatives = draw(cfg, key, tokens, sampler)
+  update = jax.jit(train_step.update_step, static_argnums=0)
   tables, metrics = make_tables(4), jnp.zeros(2, jnp.float32)
-  for group in range(2):
-    tables, metrics = step(cfg, tables, metrics, tokens[2 * group:2 * group + 2], np.float32(LR),
-                           jax.random.fold_in(key, group), sampler)
+  for group in (slice(0, 2), slice(2, 4)):
+    tables, metrics = update(cfg, tables, metrics, tokens[group], shrink[group], negatives[group], np.float32(LR))
   got, got_metrics = make_train_step(cfg, 2)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key,
                                              sampler)
   np.testing.assert_allclose(np.asarray(got.input), np.asarray(tables.input), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got.output), np.asarray(tables.output), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_metrics), np.asarray(metrics), rtol=1e-5)
+  one_update, _ = make_train_step(cfg)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key, sampler)
+  assert not np.allclose(np.asarray(one_update.input), np.asarray(got.input), atol=1e-4)  # the order matters
 
 
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])

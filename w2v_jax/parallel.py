@@ -164,12 +164,11 @@ def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, s
   return tables, metrics + totals
 
 
-def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, metrics: jax.Array,
-                        tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
-  """train_step.train_step with the batch split over the mesh (to be jitted with the shardings)."""
+def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, metrics: jax.Array,
+                    tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr):
+  """train_step.update_step with the blocks split over the mesh (to be jitted with the shardings)."""
   if tokens.shape[0] % mesh.shape[AXIS]:
     raise ValueError(f"{tokens.shape[0]} blocks per update do not split over {mesh.shape[AXIS]} devices")
-  shrink, negatives = train_step.draw(cfg, key, tokens, sampler)  # the global draw, as on one device
   blocks = P(AXIS)
   body = jax.shard_map(
       functools.partial(_local_step, cfg, layout), mesh=mesh,
@@ -178,17 +177,18 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables
   return body(tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
 
 
-def parallel_sequential_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, tables: Tables,
-                             metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
-  """train_step.sequential_train_step with each update's blocks split over the mesh.
+def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, tables: Tables,
+                        metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """train_step.train_step with each update's blocks split over the mesh.
 
-  The groups are re-split so every device holds its part of each group (an all-to-all of the token
-  ids only).
+  The randomness is the global draw, as on one device. The groups are re-split so every device holds
+  its part of each group (an all-to-all of token ids and draws only).
   """
+  shrink, negatives = train_step.draw(cfg, key, tokens, sampler)
+  by_group = NamedSharding(mesh, P(None, AXIS))
   return train_step.scan_updates(
-      functools.partial(parallel_train_step, cfg, mesh, layout), blocks_per_update, tables, metrics, tokens, lr,
-      key, sampler, place=lambda grouped: jax.lax.with_sharding_constraint(
-          grouped, NamedSharding(mesh, P(None, AXIS, None))))
+      functools.partial(parallel_update, cfg, mesh, layout), blocks_per_update or tokens.shape[0], tables, metrics,
+      tokens, shrink, negatives, lr, place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
 
 
 def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0) -> Callable:
@@ -200,12 +200,8 @@ def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_pe
   """
   tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
   replicated = NamedSharding(mesh, P())
-  if blocks_per_update:
-    step = functools.partial(parallel_sequential_step, cfg, mesh, layout, blocks_per_update)
-  else:
-    step = functools.partial(parallel_train_step, cfg, mesh, layout)
   return jax.jit(
-      step,
+      functools.partial(parallel_train_step, cfg, mesh, layout, blocks_per_update),
       in_shardings=(tables_sharding, replicated, batch_sharding(mesh), replicated, replicated,
                     replicated),
       out_shardings=(tables_sharding, replicated),

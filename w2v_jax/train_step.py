@@ -6,8 +6,10 @@ the donated tables, so a step costs the same for a vocabulary of 10k or 1M words
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -191,48 +193,62 @@ def grads_function(cfg: StepConfig):
   return skipgram_grads if cfg.model == "skipgram" else cbow_grads
 
 
-def train_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
-               key: jax.Array, sampler: Sampler):
-  """One SGD step on a batch of blocks; metrics accumulates [loss sum, examples] on the device."""
-  shrink, negatives = draw(cfg, key, tokens, sampler)
+def update_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.Array, shrink: jax.Array,
+                negatives: jax.Array, lr):
+  """One SGD update of the blocks `tokens` with their drawn windows and negatives; metrics accumulates
+  [loss sum, examples] on the device."""
   loss, count, grads, neg_valid = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
   tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap, cfg.negative)
   return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
-def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
-                 key: jax.Array, sampler: Sampler, place=lambda grouped: grouped):
-  """`update` (a train_step) on successive groups of blocks, each seeing the previous ones (lax.scan).
+def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array,
+                 shrink: jax.Array, negatives: jax.Array, lr, place=lambda grouped: grouped):
+  """`update` (an update_step) on successive groups of blocks, each seeing the previous ones (lax.scan).
 
   Fewer tokens per update means fewer stale duplicates summed per row (closer to word2vec.c's
-  sequential SGD) at the same tokens per device call. Group g draws with fold_in(key, g); `place`
-  may lay the grouped tokens out over devices.
+  sequential SGD) at the same tokens per device call. The batch's randomness is drawn before, in
+  one piece: drawn per group inside the scan, threefry's small loops took a quarter of the step on
+  CPU (BENCHMARKS.md). `place` may lay each grouped array out over devices.
   """
   groups = tokens.shape[0] // blocks_per_update
   if groups == 1:
-    return update(tables, metrics, tokens, lr, key, sampler)
+    return update(tables, metrics, tokens, shrink, negatives, lr)
 
   def body(carry, group):
-    index, group_tokens = group
-    return update(*carry, group_tokens, lr, jax.random.fold_in(key, index), sampler), None
+    return update(*carry, *group, lr), None
 
-  grouped = place(tokens.reshape(groups, blocks_per_update, tokens.shape[1]))
-  (tables, metrics), _ = jax.lax.scan(body, (tables, metrics), (jnp.arange(groups), grouped))
+  grouped = tuple(place(x.reshape(groups, blocks_per_update, *x.shape[1:])) for x in (tokens, shrink, negatives))
+  (tables, metrics), _ = jax.lax.scan(body, (tables, metrics), grouped)
   return tables, metrics
 
 
-def sequential_train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array,
-                          tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
-  """train_step applied as sequential updates of blocks_per_update blocks (see scan_updates)."""
-  return scan_updates(functools.partial(train_step, cfg), blocks_per_update, tables, metrics, tokens, lr, key,
-                      sampler)
+def train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
+               key: jax.Array, sampler: Sampler):
+  """One step on a batch of blocks: draws its randomness, then applies it as sequential updates of
+  blocks_per_update blocks each (0: one update of the whole batch)."""
+  shrink, negatives = draw(cfg, key, tokens, sampler)
+  return scan_updates(functools.partial(update_step, cfg), blocks_per_update or tokens.shape[0], tables, metrics,
+                      tokens, shrink, negatives, lr)
 
 
 def make_train_step(cfg: StepConfig, blocks_per_update: int = 0):
-  """The jitted step with tables and metrics donated, so the scatters update them in place.
+  """The jitted train_step with tables and metrics donated, so the scatters update them in place."""
+  return jax.jit(functools.partial(train_step, cfg, blocks_per_update), donate_argnums=(0, 1))
 
-  With blocks_per_update, the batch is applied as sequential updates of that many blocks each.
+
+def compile_ahead(step: Callable, *example_args) -> Callable:
+  """`step` (jitted), compiled in a background thread for example_args (arrays or jax.ShapeDtypeStructs).
+
+  The host's work before the first call (starting the input: TensorFlow's import alone takes 3 s) then
+  overlaps XLA's compile; the first call waits for it, and raises its errors.
   """
-  if blocks_per_update:
-    return jax.jit(functools.partial(sequential_train_step, cfg, blocks_per_update), donate_argnums=(0, 1))
-  return jax.jit(functools.partial(train_step, cfg), donate_argnums=(0, 1))
+  executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile")
+  compiled = executor.submit(lambda: step.lower(*example_args).compile())
+  executor.shutdown(wait=False)
+
+  def call(*args):
+    compiled.result()  # jit's cache now holds the executable
+    return step(*args)
+
+  return call
