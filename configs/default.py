@@ -35,8 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
   # word2vec.c's per-pair negatives (5 per group of 1 loses 0.08 analogy accuracy, BENCHMARKS.md).
   config.negative_draws = 64
   # Consecutive center words sharing one draw of negatives (HogBatch): a group's rows are gathered
-  # once and scored in one matrix product, so 64 draws per 16 centers gather 4 rows per center.
-  config.negative_group = 16
+  # once and scored in one matrix product, so 64 draws per 32 centers gather 2 rows per center (groups
+  # of 16 to 64 scored alike after 5 epochs, 128 lower: BENCHMARKS.md, session 4).
+  config.negative_group = 32
   # Negatives are drawn from count**ns_exponent (0.75 as word2vec.c; fastText uses 0.5).
   config.ns_exponent = 0.75
   # Frequent-word subsampling threshold (word2vec.c formula); 0 turns it off.

@@ -134,6 +134,15 @@ def test_numpy_batches_without_sampling_lose_no_token(two_files, batch_size: int
 
 
 @pytest.mark.needs_tf
+def test_tf_batches_run_without_the_autotuner(two_files, tmp_path) -> None:
+  """The epoch pipeline turns tf.data's autotuner off: its thread at times held up the iterator's deletion ~40 s."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  ids = input_pipeline.tf_cached_ids(cache_of(input_pipeline.tokenize(files, vocab, False), tmp_path / "t.i32"))
+  assert input_pipeline.tf_batches(ids, vocab, 1e-3, 0, 0, 96, 16).options().autotune.enabled is False
+
+
+@pytest.mark.needs_tf
 @pytest.mark.parametrize("sample,seed,epoch,chunk_tokens", [
     (0.0, 0, 0, 37), (0.0, 0, 0, 1 << 22), (1e-3, 0, 1, 37), (1e-3, 5, 3, 1 << 22)])
 def test_tf_batches_equal_numpy_batches(two_files, tmp_path, sample: float, seed: int, epoch: int,

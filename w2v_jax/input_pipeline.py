@@ -259,4 +259,8 @@ def tf_batches(
   ds = ids.scan(start, positions).map(subsample)
   ds = ds.concatenate(tf.data.Dataset.from_tensors(flush)).scan(empty, pack)
   ds = ds.unbatch().filter(lambda block, raw_end, index_end: tf.reduce_any(block >= 0))
-  return ds.batch(blocks_per_batch).map(to_batch).prefetch(prefetch)
+  options = tf.data.Options()
+  # Nothing to tune (sequential maps, a fixed prefetch), and the tuner's thread, sleeping up to a minute between
+  # rounds, at times held up the iterator's deletion (each epoch's end, the exit) by ~40 s (BENCHMARKS.md).
+  options.autotune.enabled = False
+  return ds.batch(blocks_per_batch).map(to_batch).prefetch(prefetch).with_options(options)
