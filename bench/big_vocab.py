@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import common  # noqa: E402
 from w2v_jax import checkpointing, parallel, sampling  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler, step_config  # noqa: E402
+from w2v_jax.train_step import Sampler, step_config, step_key  # noqa: E402
 
 
 def memory() -> str:
@@ -73,7 +73,7 @@ def main():
   for i in range(args.steps):
     t0 = time.perf_counter()
     tables, metrics = jax.block_until_ready(
-        step(tables, metrics, batches[i + 1], np.float32(0.025), jax.random.fold_in(key, i), sampler))
+        step(tables, metrics, batches[i + 1], np.float32(0.025), step_key(key, i), sampler))
     times.append(time.perf_counter() - t0)
   ms = 1e3 * float(np.median(times))
   print(f"{args.steps} steps of {args.batch_size} tokens: median {ms:.1f} ms/step "

@@ -35,7 +35,7 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
 
   from w2v_jax import parallel
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import make_train_step, step_config
+  from w2v_jax.train_step import make_train_step, step_config, step_key
 
   lr = np.float32(0.025)
   sampler, batches = common.zipf_inputs(vocab_size, args.batch_size, args.block_length)
@@ -52,10 +52,10 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
   key = jax.random.key(0)
   walls, cpus = {layout: [] for layout in layouts}, {layout: [] for layout in layouts}
   for i in range(args.steps + 2):  # the first two compile and warm up
-    step_key = jax.random.fold_in(key, i)
+    key_i = step_key(key, i)
     for layout in layouts:
       wall, cpu = time.perf_counter(), time.process_time()
-      state[layout] = steps[layout](*state[layout], batches[i % 4], lr, step_key, sampler)
+      state[layout] = steps[layout](*state[layout], batches[i % 4], lr, key_i, sampler)
       jax.block_until_ready(state[layout])
       if i >= 2:
         walls[layout].append(time.perf_counter() - wall)

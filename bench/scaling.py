@@ -21,7 +21,7 @@ from bench import common  # noqa: E402
 from configs import text8  # noqa: E402
 from w2v_jax import host_memory, input_pipeline, sampling, trainer  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler  # noqa: E402
+from w2v_jax.train_step import Sampler, step_key  # noqa: E402
 from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: 
   times = []
   for i in range(steps + 1):  # the first one compiles
     t0 = time.perf_counter()
-    tables, metrics = step(tables, metrics, batches[i % len(batches)], lr, jax.random.fold_in(key, i), sampler)
+    tables, metrics = step(tables, metrics, batches[i % len(batches)], lr, step_key(key, i), sampler)
     jax.block_until_ready(tables)
     times.append(time.perf_counter() - t0)
   return float(np.median(times[1:]))

@@ -67,13 +67,13 @@ class TokenCache:
   def __len__(self) -> int:
     return self._len
 
-  def segments(self, start: int, stop: int) -> list[tuple[str, int, int]]:
-    """Where tokens [start, stop) are: (file, first token in it, count) per file they span."""
+  def segments(self, start: int, stop: int) -> list[tuple[str, int, int, int]]:
+    """Where tokens [start, stop) are: (file, first token in it, count, the file's tokens) per file they span."""
     out = []
     for path, first, end in zip(self.paths, self._starts[:-1], self._starts[1:]):
       lo, hi = max(start, int(first)), min(stop, int(end))
       if lo < hi:
-        out.append((path, lo - int(first), hi - lo))
+        out.append((path, lo - int(first), hi - lo, int(end - first)))
     return out
 
   def __getitem__(self, index: slice) -> np.ndarray:
@@ -81,7 +81,7 @@ class TokenCache:
     if step != 1:
       raise IndexError("a TokenCache is read by contiguous slices")
     parts = [np.zeros([0], np.int32)]
-    for path, first, count in self.segments(start, stop):
+    for path, first, count, _ in self.segments(start, stop):
       with open(path, "rb") as f:
         f.seek(4 * first)
         parts.append(np.fromfile(f, np.int32, count))
@@ -200,8 +200,7 @@ def tf_cached_ids(stream: TokenCache, start_index: int = 0, chunk_tokens: int = 
   tf = _tf()
   little_endian = sys.byteorder == "little"  # as write_token_cache wrote it
   ids = tf.data.Dataset.from_tensors(tf.zeros([0], tf.int32))  # an empty first chunk: the rest may be empty
-  for path, first, count in stream.segments(start_index, len(stream)):
-    file_tokens = os.path.getsize(path) // 4
+  for path, first, count, file_tokens in stream.segments(start_index, len(stream)):
     full, tail = divmod(count, chunk_tokens)
     for start, records, tokens in ((first, full, chunk_tokens), (first + full * chunk_tokens, 1, tail)):
       if records and tokens:

@@ -187,8 +187,8 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_upd
   shrink, negatives = train_step.draw(cfg, key, tokens, sampler)
   by_group = NamedSharding(mesh, P(None, AXIS))
   return train_step.scan_updates(
-      functools.partial(parallel_update, cfg, mesh, layout), blocks_per_update or tokens.shape[0], tables, metrics,
-      tokens, shrink, negatives, lr, place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
+      functools.partial(parallel_update, cfg, mesh, layout), blocks_per_update, tables, metrics, tokens, shrink,
+      negatives, lr, place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
 
 
 def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0) -> Callable:

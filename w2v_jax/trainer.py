@@ -34,7 +34,7 @@ from w2v_jax import (
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
-from w2v_jax.train_step import Sampler, compile_ahead, make_train_step, step_config
+from w2v_jax.train_step import Sampler, compile_ahead, make_train_step, step_config, step_key
 from w2v_jax.vocab import (
   Vocab,
   count_corpus,
@@ -224,10 +224,10 @@ def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
     vocab = vocab_from_counts(counts, config.min_count, config.max_vocab_size, corpus_name)
     vocab.save(workdir)
   distributed.barrier("vocabulary")
-  if distributed.is_main():
-    return vocab
-  _shared(workdir, "vocab.tsv")
-  return Vocab.load(workdir)
+  if not distributed.is_main():
+    _shared(workdir, "vocab.tsv")  # one clear line where the workdir is not shared
+    vocab = Vocab.load(workdir)
+  return vocab
 
 
 def _shared(directory: str, name: str) -> str:
@@ -430,7 +430,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         batches = distributed.pad_batches(batches, plan.steps, host_blocks, config.block_length)
       for i, batch in enumerate(batches):
         lr = learning_rate(words, anchor, total_words, config.min_alpha)
-        key = jax.random.fold_in(base_key, step)
+        key = step_key(base_key, step)
         tokens = batch["tokens"]
         if multihost:
           tokens = jax.make_array_from_process_local_data(parallel.batch_sharding(mesh), tokens)
@@ -488,8 +488,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   sha256 = tables_sha256(vectors, distributed.to_host(tables.output))
   summary = {"train_seconds": elapsed, "words_per_sec": trained / max(elapsed, 1e-9), "eval_seconds": eval_seconds,
-             "steps": step,
-             "peak_rss_mb": peak_rss_mb, "tables_sha256": sha256, **scores}
+             "steps": step, "peak_rss_mb": peak_rss_mb, "tables_sha256": sha256, **scores}
   if not distributed.is_main():
     return summary
   export_vectors(workdir, vocab, vectors)
