@@ -21,9 +21,9 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common  # noqa: E402
-from w2v_jax import checkpointing, parallel, sampling  # noqa: E402
+from w2v_jax import checkpointing, parallel  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler, step_config, step_key  # noqa: E402
+from w2v_jax.train_step import make_sampler, step_config, step_key  # noqa: E402
 
 
 def memory() -> str:
@@ -52,8 +52,7 @@ def main():
   print(f"init: {time.perf_counter() - t0:.1f}s, {memory()}", flush=True)
 
   counts = np.maximum((1e9 / np.arange(1, args.vocab + 1)).astype(np.int64), 5)
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
-  sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
+  sampler = make_sampler(counts, 0.75, 1e-3)
   step = common.default_step("skipgram", args.batch_size, 1024)
   if args.layout != "single":
     mesh = parallel.make_mesh()

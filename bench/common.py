@@ -119,14 +119,11 @@ def default_step(model: str, batch_size: int, block_length: int):
 
 def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4):
   """A negative sampler and token batches for a synthetic Zipf-distributed corpus over vocab_size words."""
-  import jax.numpy as jnp
 
-  from w2v_jax import sampling
-  from w2v_jax.train_step import Sampler
+  from w2v_jax.train_step import make_sampler
 
   counts = np.maximum((1e7 / np.arange(1, vocab_size + 1)).astype(np.int64), 5)
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, 0.75))
   rng = np.random.default_rng(0)
   shape = (batch_size // block_length, block_length)
   tokens = [rng.choice(vocab_size, size=shape, p=counts / counts.sum()).astype(np.int32) for _ in range(batches)]
-  return Sampler(jnp.asarray(thresholds), jnp.asarray(alias)), tokens
+  return make_sampler(counts, 0.75, 1e-3), tokens

@@ -19,9 +19,9 @@ from flax import nnx  # noqa: E402
 
 from bench import common  # noqa: E402
 from configs import text8  # noqa: E402
-from w2v_jax import host_memory, input_pipeline, sampling, trainer  # noqa: E402
+from w2v_jax import host_memory, input_pipeline, trainer  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler, step_key  # noqa: E402
+from w2v_jax.train_step import Sampler, make_sampler, step_key  # noqa: E402
 from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
 
 
@@ -76,8 +76,7 @@ def input_vs_step(args: argparse.Namespace) -> None:
   corpus_per_batch_token = vocab.total_tokens / (n * args.batch_size)  # subsampling and padding shrink the stream
   epoch = trainer.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size)
   batches = [b["tokens"] for _, b in zip(range(8), epoch)]
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
-  sampler = Sampler(jax.numpy.asarray(thresholds), jax.numpy.asarray(alias))
+  sampler = make_sampler(vocab.counts, config.ns_exponent, config.sample, config.negative, config.curvature_words)
   t = time_step(vocab.size, args.dim, args.model, sampler, batches, args.steps)
   step_rate = args.batch_size / t * corpus_per_batch_token
   print(f"{'step alone':14} {t * 1e3:7.2f} ms/step {step_rate / 1e6:8.2f}M corpus tokens/s  "

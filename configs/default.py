@@ -57,13 +57,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.min_alpha = 1e-4
   # CBOW: average the context vectors (True) or sum them (False).
   config.cbow_mean = True
-  # Tokens per training step (global, over all devices and processes); a multiple of block_length.
-  config.batch_size = 4096
-  # A row touched more than this many times in one step has its summed update scaled down to this
-  # many (large batches otherwise diverge on frequent words, WORD2VEC.md rule 4); 0 turns it off.
-  config.duplicate_cap = 8.0
-  # Tokens per sequential SGD update inside a step (0: the whole batch), rounded up to a block per
-  # device; small updates are closer to word2vec.c's sequential SGD (SimLex +0.016, BENCHMARKS.md).
+  # Tokens per training step (global, over all devices and processes); a multiple of block_length. The step
+  # computes its curvature shape once (two D x D eigendecompositions), so it should hold many updates.
+  config.batch_size = 65536
+  # Row-wise implicit step, so that many tokens can update at once: a row's summed update is divided, along
+  # each direction of its curvature c (sum of s'(score) |partner|^2 over its pairs), by 1 + damping * lr * c.
+  # Rare rows get plain SGD, frequent ones about half a Newton step for each of the two tables (2: the pair
+  # then moves one Newton step together); 0 is plain summed SGD, which diverges at large updates.
+  config.damping = 2.0
+  # Curvature directions damped one by one (the largest); the rest by the largest of them (0 or >= dim: all).
+  config.curvature_rank = 16
+  # The most frequent words whose rows estimate the shape of the curvature (their partners' second moment),
+  # once per step; they are most of any row's partners.
+  config.curvature_words = 4096
+  # Tokens per synchronous update, applied one after another inside a step (0: the whole batch), rounded up
+  # to a block per device. Quality holds from 256 to 65,536 (BENCHMARKS.md); 256 is the faster on a CPU.
   config.update_size = 256
   # Tokens per block: windows never cross a block edge (~1% of pairs lost at 256; word2vec.c cuts
   # sentences at 1000 words).
@@ -92,7 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Start over, deleting this workdir's checkpoints, instead of resuming from the latest one.
   config.restart = False
   # Print progress and write TensorBoard metrics every this many steps.
-  config.log_every_steps = 200
+  config.log_every_steps = 20
   # Run the bundled similarity/analogy evaluation at the end of every epoch.
   config.eval_every_epoch = True
   # Nearest neighbours of these words are printed at the end of training.

@@ -9,5 +9,4 @@ def get_config() -> ml_collections.ConfigDict:
   """The default hyperparameters, pointed at a text8-like corpus (set --config.corpus)."""
   config = default.get_config()
   config.corpus = "../shared/data/wiki2015_text8like.zip"
-  config.log_every_steps = 500
   return config

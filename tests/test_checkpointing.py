@@ -132,7 +132,7 @@ def test_wrong_resume_is_refused_and_safe_changes_are_allowed(reference, tmp_pat
 
 
 def _tables(value: float) -> Tables:
-  return Tables(jnp.full((50, 4), value), jnp.full((50, 4), -value), jnp.zeros(50, jnp.int32))
+  return Tables(jnp.full((50, 4), value), jnp.full((50, 4), -value), jnp.zeros(50, jnp.float32))
 
 
 def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, capsys) -> None:

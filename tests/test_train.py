@@ -147,6 +147,40 @@ def test_planted_groups_are_learned(tiny_config, tmp_path, model: str, input_pat
 
 @pytest.mark.slow
 @pytest.mark.needs_gensim
+def test_planted_groups_are_learned_at_65536_tokens_per_update(tiny_config, tmp_path) -> None:
+  """One synchronous update of 65,536 tokens over 40 words (~1,600 terms per row in it): with the damped rule
+  each word's 5 nearest neighbours are its own group; plain summed SGD (damping 0) diverges at this size."""
+  from gensim.models import KeyedVectors
+
+  from w2v_jax import trainer
+  from w2v_jax.errors import UserError
+
+  corpus = tmp_path / "planted.txt"
+  corpus.write_text(synthetic_corpus(4 * 65_536, GROUPS, seed=2))
+  config = tiny_config
+  config.corpus, config.epochs, config.sample = str(corpus), 2, 0.0
+  config.batch_size, config.update_size, config.block_length = 65_536, 0, 256
+  summary = trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  assert summary["steps"] >= 6
+  vectors = KeyedVectors.load_word2vec_format(str(tmp_path / "run" / "vectors.txt"), binary=False)
+  for group in GROUPS:
+    for word in group:
+      neighbours = [w for w, _ in vectors.most_similar(word, topn=5)]
+      assert set(neighbours) <= set(group), (word, neighbours)
+
+  config.damping = 0.0
+  try:
+    trainer.train_and_evaluate(config, str(tmp_path / "plain"))
+  except UserError as e:
+    assert re.search(r"the loss became (nan|-?inf)", str(e))
+    return
+  plain = KeyedVectors.load_word2vec_format(str(tmp_path / "plain" / "vectors.txt"), binary=False)
+  mixed = [w for g in GROUPS for w in g if not {n for n, _ in plain.most_similar(w, topn=5)} <= set(g)]
+  assert mixed, "plain summed SGD learned the groups too: the test no longer shows what damping does"
+
+
+@pytest.mark.slow
+@pytest.mark.needs_gensim
 def test_train_py_end_to_end(tmp_path) -> None:
   """train.py on a small corpus: exit 0; vocab.tsv, vectors.txt/.bin (gensim-readable, vocab order), config, events."""
   from gensim.models import KeyedVectors

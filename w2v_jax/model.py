@@ -15,7 +15,7 @@ class Tables(NamedTuple):
 
   input: jax.Array  # [V, D] the word vectors (word2vec.c's syn0)
   output: jax.Array  # [V, D] context/negative vectors (syn1neg)
-  touched: jax.Array  # int32 [V] scratch for per-step row counts; all zeros between steps
+  touched: jax.Array  # float32 [V] scratch for per-update row sums; all zeros between updates
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -41,7 +41,7 @@ class Word2Vec(nnx.Module):
 
   def tables(self) -> Tables:
     """The arrays for the training step (nnx.split's pattern: pure arrays in the hot loop)."""
-    return Tables(self.input[...], self.output[...], jnp.zeros(self.input.shape[0], jnp.int32))
+    return Tables(self.input[...], self.output[...], jnp.zeros(self.input.shape[0], jnp.float32))
 
   def update(self, tables: Tables) -> None:
     """Takes back the arrays the training step returned (the initial ones were donated to it)."""

@@ -20,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 
 from w2v_jax import train_step
 from w2v_jax.model import Tables
-from w2v_jax.train_step import Sampler, StepConfig
+from w2v_jax.train_step import Curvature, Sampler, StepConfig
 
 AXIS = "data"
 TABLE_LAYOUTS = ("replicated", "sharded")
@@ -125,14 +125,14 @@ def _fetch_rows(tables: Tables, ids: jax.Array) -> Tables:
   def rows(table: jax.Array) -> jax.Array:  # one collective per table: a fused concat is 8x slower on CPU
     return jax.lax.psum_scatter(jnp.where(own[..., None], table[local], 0.0), AXIS)  # [n, D]
 
-  return Tables(rows(tables.input), rows(tables.output), jnp.zeros(ids.shape, jnp.int32))
+  return Tables(rows(tables.input), rows(tables.output), jnp.zeros(ids.shape, jnp.float32))
 
 
-def _own_entries(tables: Tables, tokens, negatives, neg_valid, grads):
+def _own_entries(tables: Tables, tokens, negatives, grads, weights):
   """The global scatter list restricted to this device's vocabulary shard, in local row indices.
 
-  Entries owned elsewhere get a SEP token / invalid negative and a zero update, so apply_update
-  skips them in the duplicate counts and adds nothing.
+  Entries owned elsewhere get a SEP token / row 0, a zero update and a zero curvature weight, so apply_update
+  adds nothing for them.
   """
   shard_rows = tables.input.shape[0]
   offset = jax.lax.axis_index(AXIS) * shard_rows
@@ -140,31 +140,34 @@ def _own_entries(tables: Tables, tokens, negatives, neg_valid, grads):
   own_negative = (negatives >= offset) & (negatives < offset + shard_rows)
   g_in, g_out, g_neg = grads
   grads = (g_in * own_token[..., None], g_out * own_token[..., None], g_neg * own_negative[..., None])
+  h_in, h_out, h_neg = weights
+  weights = (h_in * own_token, h_out * own_token, h_neg * own_negative)
   tokens = jnp.where(own_token, tokens - offset, -1)
   negatives = jnp.where(own_negative, negatives - offset, 0)
-  return tokens, negatives, neg_valid & own_negative, grads
+  return tokens, negatives, grads, weights
 
 
-def _local_step(cfg: StepConfig, layout: str, tables: Tables, metrics, tokens, shrink, negatives, lr):
+def _local_step(cfg: StepConfig, layout: str, shape: Curvature, tables: Tables, metrics, tokens, shrink, negatives,
+                lr):
   """The per-device body: local grads, all-gathered scatter list, update of this device's table part."""
   grads_fn = train_step.grads_function(cfg)
   if layout == "replicated":
-    loss, count, grads, neg_valid = grads_fn(cfg, tables, tokens, shrink, negatives)
+    loss, count, grads, weights = grads_fn(cfg, tables, tokens, shrink, negatives)
   else:
     ids, local_tokens, local_negatives = _compact(tokens, negatives)
     rows = _fetch_rows(tables, ids)
-    loss, count, grads, neg_valid = grads_fn(cfg, rows, local_tokens, shrink, local_negatives)
+    loss, count, grads, weights = grads_fn(cfg, rows, local_tokens, shrink, local_negatives)
   # The global scatter list, identical on every device (so replicas stay identical).
   gather = functools.partial(jax.lax.all_gather, axis_name=AXIS, tiled=True, to="invarying")
-  tokens, negatives, neg_valid, grads = gather((tokens, negatives, neg_valid, grads))
+  tokens, negatives, grads, weights = gather((tokens, negatives, grads, weights))
   if layout == "sharded":
-    tokens, negatives, neg_valid, grads = _own_entries(tables, tokens, negatives, neg_valid, grads)
-  tables = train_step.apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap, cfg.negative)
+    tokens, negatives, grads, weights = _own_entries(tables, tokens, negatives, grads, weights)
+  tables = train_step.apply_update(cfg, tables, tokens, negatives, grads, weights, shape, lr)
   totals = jax.lax.psum(jnp.stack([loss, count.astype(jnp.float32)]), AXIS)
   return tables, metrics + totals
 
 
-def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, metrics: jax.Array,
+def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, shape: Curvature, tables: Tables, metrics: jax.Array,
                     tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr):
   """train_step.update_step with the blocks split over the mesh (to be jitted with the shardings)."""
   if tokens.shape[0] % mesh.shape[AXIS]:
@@ -172,9 +175,9 @@ def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, tables: Tables, me
   blocks = P(AXIS)
   body = jax.shard_map(
       functools.partial(_local_step, cfg, layout), mesh=mesh,
-      in_specs=(table_specs(layout), P(), blocks, blocks, blocks, P()),
+      in_specs=(Curvature(P(), P(), P(), P()), table_specs(layout), P(), blocks, blocks, blocks, P()),
       out_specs=(table_specs(layout), P()))
-  return body(tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
+  return body(shape, tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
 
 
 def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, tables: Tables,
@@ -185,9 +188,10 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_upd
   its part of each group (an all-to-all of token ids and draws only).
   """
   shrink, negatives = train_step.draw(cfg, key, tokens, sampler)
+  shape = train_step.curvature_shape(cfg, tables, sampler)
   by_group = NamedSharding(mesh, P(None, AXIS))
   return train_step.scan_updates(
-      functools.partial(parallel_update, cfg, mesh, layout), blocks_per_update, tables, metrics, tokens, shrink,
+      functools.partial(parallel_update, cfg, mesh, layout, shape), blocks_per_update, tables, metrics, tokens, shrink,
       negatives, lr, place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
 
 

@@ -1,4 +1,4 @@
-"""The jitted training step: windows, negatives, loss and a sparse SGD update of the two tables.
+"""The jitted training step: windows, negatives, loss and a sparse, curvature-damped update of the two tables.
 
 Only the rows a step touches are gathered and differentiated; their updates are scattered back into
 the donated tables, so a step costs the same for a vocabulary of 10k or 1M words.
@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from w2v_jax import sampling, windows
 from w2v_jax.model import Tables
@@ -28,22 +29,53 @@ class StepConfig:
   negative: int
   shrink_windows: bool = True
   cbow_mean: bool = True
-  duplicate_cap: float = 0.0  # rows touched more often in a step are scaled down to this; 0: plain SGD
   negative_draws: int = 0  # negatives drawn per group of centers, shared by their windows (0: `negative`)
   negative_group: int = 1  # consecutive centers of a block sharing one set of negative draws
+  damping: float = 0.0  # implicit-step strength (see damped_update); 0: plain summed SGD
+  curvature_rank: int = 0  # curvature directions damped one by one, the rest as one (0: all of them)
 
 
 def step_config(config) -> StepConfig:
   """The StepConfig of a training config (configs/*.py)."""
   return StepConfig(config.model, config.window, config.negative, config.shrink_windows, config.cbow_mean,
-                    config.duplicate_cap, config.negative_draws, config.negative_group)
+                    config.negative_draws, config.negative_group, config.damping, config.curvature_rank)
 
 
 class Sampler(NamedTuple):
-  """The negative-sampling alias table on the device."""
+  """What the step draws from and weighs by: the negative-sampling alias table, and how often the most frequent
+  words meet a row as its partner (the weights of the curvature shape, see curvature_shape)."""
 
   thresholds: jax.Array  # uint32 [V]
   alias: jax.Array  # int32 [V]
+  center_share: jax.Array  # float32 [P]: share of the (subsampled) center positions held by word i < P
+  partner_share: jax.Array  # float32 [P]: share of a center's partners (contexts, and negatives) held by word i
+
+
+def make_sampler(counts, ns_exponent: float = 0.75, sample: float = 0.0, negative: int = 5,
+                 curvature_words: int = 4096) -> Sampler:
+  """The Sampler of a vocabulary (counts in descending order, as vocab ids are): alias table and shares."""
+  counts = np.asarray(counts, np.float64)
+  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, ns_exponent))
+  kept = counts * sampling.keep_probabilities(counts, sample)
+  noise = sampling.negative_weights(counts, ns_exponent)
+  rows = min(curvature_words, len(counts))
+  center = kept[:rows] / kept.sum()
+  partner = (kept[:rows] / kept.sum() + negative * noise[:rows] / noise.sum()) / (1 + negative)
+  return Sampler(jnp.asarray(thresholds), jnp.asarray(alias), jnp.asarray(center, jnp.float32),
+                 jnp.asarray(partner, jnp.float32))
+
+
+class Curvature(NamedTuple):
+  """The shared shape of every row's curvature, per table: eigenvalues (ascending) and eigenvectors.
+
+  The curvature of row r in an update is taken as a_r * S, where a_r = sum over its pairs of w * s'(x) (s the
+  sigmoid) and S the second moment of the partners it meets (rows of the other table, or CBOW's context means).
+  """
+
+  input_values: jax.Array  # [D] of S for updates of the input table (its partners are output rows)
+  input_vectors: jax.Array  # [D, D]
+  output_values: jax.Array  # [D] of S for updates of the output table (partners: input rows, CBOW context means)
+  output_vectors: jax.Array  # [D, D]
 
 
 # Step i's key, fold_in(run key, i), jitted: an eager fold_in took ~0.4 ms of host time per step (4% of a
@@ -91,12 +123,25 @@ def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array)
   return scores, g_rows, g_neg
 
 
+def _negative_curvature(scores: jax.Array, neg_weight: jax.Array, groups: int):
+  """sum w s'(x) over each center's negative scores [B, L], and over each group's uses of a draw [B, L/G, K]."""
+  b, length, k = scores.shape
+  h = neg_weight * _dsigmoid(scores)
+  return jnp.sum(h, axis=-1), jnp.sum(h.reshape(b, groups, length // groups, k), axis=2)
+
+
+def _dsigmoid(x: jax.Array) -> jax.Array:
+  """s'(x) = s(x) (1 - s(x)): the curvature of -log s(x) and of -log s(-x)."""
+  s = jax.nn.sigmoid(x)
+  return s * (1.0 - s)
+
+
 # The gradients below are written out (d/dx -log s(x) = s(x) - 1, d/dx -log s(-x) = s(x)) rather
 # than taken with jax.grad: XLA:CPU then fuses each of them into one pass over the rows, 2x faster.
 
 def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
-  """Loss, number of pairs, the gradients w.r.t. the gathered center/context/negative rows, and
-  which negatives count.
+  """Loss, number of pairs, the gradients w.r.t. the gathered center/context/negative rows, and their
+  curvature weights (sum of w * s'(score) over each row's pairs).
 
   The center's input row scores each context's output row (shifted views, no pair list). A group
   of centers shares its negatives: each draw stands, for every pair of those centers whose context
@@ -115,14 +160,19 @@ def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   g_positive = masks * (jax.nn.sigmoid(positive) - 1.0)
   g_in = windows.context_sum(out_rows, g_positive, cfg.window) + g_in_negative
   g_out = windows.context_scatter(in_rows, g_positive, cfg.window)
-  return loss, jnp.sum(masks), (g_in, g_out, g_neg), _group_valid(neg_weight, negatives)
+  h_positive = masks * _dsigmoid(positive)
+  h_center, h_neg = _negative_curvature(negative, neg_weight, negatives.shape[1])
+  h_in = jnp.sum(h_positive, axis=0) + h_center
+  h_out = windows.context_scatter(jnp.ones(tokens.shape + (1,)), h_positive, cfg.window)[..., 0]
+  return loss, jnp.sum(masks), (g_in, g_out, g_neg), (h_in, h_out, h_neg)
 
 
 def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   """CBOW: the mean (or sum) h of a center's context input rows predicts it through the output table.
 
   As in word2vec.c, every context row receives the full error of h (also when h is the mean), so
-  the input gradient is not the exact derivative of the loss.
+  the input gradient is not the exact derivative of the loss. A context row's curvature weight is its
+  center's (divided by the number of contexts when h is their mean: its share of h).
   """
   masks, _ = windows.pair_masks(tokens, shrink, cfg.window)
   ids = jnp.maximum(tokens, 0)
@@ -141,56 +191,85 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   g_hidden = g_positive[..., None] * out_rows + g_hidden_negative
   g_in = windows.context_scatter(g_hidden, masks, cfg.window)
   g_out = g_positive[..., None] * hidden
-  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), _group_valid(neg_weight, negatives)
+  h_positive = has_context * _dsigmoid(positive)
+  h_center, h_neg = _negative_curvature(negative, neg_weight, negatives.shape[1])
+  h_hidden = h_positive + h_center
+  if cfg.cbow_mean:
+    h_hidden = h_hidden / jnp.maximum(n_context, 1)
+  h_in = windows.context_scatter(h_hidden[..., None], masks, cfg.window)[..., 0]
+  return loss, jnp.sum(has_context), (g_in, g_out, g_neg), (h_in, h_positive, h_neg)
 
 
-def _group_valid(neg_weight: jax.Array, negatives: jax.Array) -> jax.Array:
-  """[B, L/G, K]: which draws count for some center of their group."""
-  b, length, k = neg_weight.shape
-  return jnp.any(neg_weight.reshape(b, negatives.shape[1], length // negatives.shape[1], k) > 0, axis=2)
+def _eigh(s: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Eigenvalues (clipped at 0) and eigenvectors of a symmetric positive semi-definite matrix."""
+  values, vectors = jnp.linalg.eigh(s)
+  return jnp.maximum(values, 0.0), vectors
 
 
-def _damp_duplicates(touched, ids, units, updates, cap_units):
-  """Scales the summed update of a row touched u > cap_units units in this step by cap_units / u.
+def curvature_shape(cfg: StepConfig, tables: Tables, sampler: Sampler) -> Curvature:
+  """The second moments S of each table's partners, from the P most frequent words' rows at their shares.
 
-  Summing hundreds of stale updates to one frequent row (a common negative) in a large batch makes
-  SGD diverge, where sequential SGD would see its sigmoid saturate (WORD2VEC.md, rule 4). Counting
-  uses the scratch array and restores it to zero: O(batch), not O(V).
+  Computed once per step from P rows (P x D^2, whatever V), not from the batch: frequent words are most of
+  any row's partners. A CBOW output row meets context means h of about window + 1 (shrunk) input rows:
+  E[h h^T] = m m^T + (S - m m^T) / n for n rows drawn with mean m and second moment S.
   """
-  touched = touched.at[ids].add(units)
-  count = touched[ids]
-  touched = touched.at[ids].add(-units)
-  scale = jnp.minimum(1.0, cap_units / jnp.maximum(count, 1).astype(jnp.float32))
-  return updates * scale[:, None], touched
+  rows = sampler.center_share.shape[0]
+  inputs, outputs = tables.input[:rows], tables.output[:rows]
+  input_moment = jnp.einsum("p,pd,pe->de", sampler.center_share / jnp.sum(sampler.center_share), inputs, inputs)
+  if cfg.model == "cbow":
+    mean = jnp.einsum("p,pd->d", sampler.center_share / jnp.sum(sampler.center_share), inputs)
+    contexts = (cfg.window + 1) if cfg.shrink_windows else 2 * cfg.window
+    common = jnp.outer(mean, mean)
+    input_moment = (common + (input_moment - common) / contexts) * (1.0 if cfg.cbow_mean else contexts**2)
+  output_moment = jnp.einsum("p,pd,pe->de", sampler.partner_share / jnp.sum(sampler.partner_share), outputs,
+                             outputs)
+  return Curvature(*_eigh(output_moment), *_eigh(input_moment))
 
 
-def apply_update(tables: Tables, tokens, negatives, neg_valid, grads, lr, cap: float = 0.0,
-                 negative: int = 0) -> Tables:
-  """SGD on the touched rows only: one scatter-add per table (duplicates add up, capped by `cap`).
+def damped_update(scratch: jax.Array, ids: jax.Array, grads: jax.Array, weights: jax.Array, values: jax.Array,
+                  vectors: jax.Array, factor, rank: int) -> tuple[jax.Array, jax.Array]:
+  """Each entry's gradient, times the inverse of 1 + factor * a_r * S for its row r (a row-wise implicit step).
 
-  A row counts one touch per token position, and a negative drawn for a group of G centers counts
-  G * negative / draws touches (the share of the pairs' negatives it stands for), so drawing more
-  negatives lowers the variance without tightening the cap. negative=0 means `draws`.
+  a_r = the row's summed curvature weight in this update, S = V diag(values) V^T. Along an eigenvector of
+  curvature c the step is divided by 1 + factor * c: plain SGD where c is small (rare rows), about a Newton
+  step where it is large (frequent rows, whose many stale terms would otherwise add up and overshoot). Only
+  the `rank` largest directions are damped one by one; the others together, by the largest of them (never
+  less damped than exact). Sums use the scratch row array and set it back to zero: O(batch), not O(V).
+  """
+  scratch = scratch.at[ids].add(weights)
+  a = scratch[ids]
+  scratch = scratch.at[ids].set(0.0)
+  if rank and rank < values.shape[0]:
+    top, rest = vectors[:, -rank:], values[-rank - 1]
+    along = grads @ top
+    divided = along / (1.0 + factor * a[:, None] * values[None, -rank:])
+    return (grads - along @ top.T) / (1.0 + factor * a * rest)[:, None] + divided @ top.T, scratch
+  rotated = grads @ vectors
+  return (rotated / (1.0 + factor * a[:, None] * values[None, :])) @ vectors.T, scratch
+
+
+def apply_update(cfg: StepConfig, tables: Tables, tokens, negatives, grads, weights, shape: Curvature,
+                 lr) -> Tables:
+  """The update of the touched rows only: one scatter-add per table (duplicates add up), damped by curvature.
+
+  With damping 0 it is plain SGD on the summed gradients: tables - lr * (dense gradient).
   """
   g_in, g_out, g_neg = grads
-  valid = (tokens >= 0).reshape(-1)
+  h_in, h_out, h_neg = weights
   ids = jnp.maximum(tokens, 0).reshape(-1)
   dim = tables.input.shape[1]
-  in_updates, touched = -lr * g_in.reshape(-1, dim), tables.touched
-  if cap:
-    in_updates, touched = _damp_duplicates(touched, ids, valid.astype(jnp.int32), in_updates, cap)
-  new_input = tables.input.at[ids].add(in_updates)
+  in_grads = g_in.reshape(-1, dim)
   out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
-  out_updates = -lr * jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
-  if cap:
-    # Integer units: a position is `draws` units, a negative draw G * `negative` units.
-    draws, group = negatives.shape[-1], tokens.shape[1] // negatives.shape[1]
-    negative = negative or draws
-    units = jnp.concatenate([valid.astype(jnp.int32) * draws,
-                             neg_valid.reshape(-1).astype(jnp.int32) * (group * negative)])
-    out_updates, touched = _damp_duplicates(touched, out_ids, units, out_updates, cap * draws)
-  new_output = tables.output.at[out_ids].add(out_updates)
-  return Tables(new_input, new_output, touched)
+  out_grads = jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
+  scratch = tables.touched
+  if cfg.damping:
+    factor = cfg.damping * lr
+    in_grads, scratch = damped_update(scratch, ids, in_grads, h_in.reshape(-1), shape.input_values,
+                                      shape.input_vectors, factor, cfg.curvature_rank)
+    out_grads, scratch = damped_update(scratch, out_ids, out_grads,
+                                       jnp.concatenate([h_out.reshape(-1), h_neg.reshape(-1)]),
+                                       shape.output_values, shape.output_vectors, factor, cfg.curvature_rank)
+  return Tables(tables.input.at[ids].add(-lr * in_grads), tables.output.at[out_ids].add(-lr * out_grads), scratch)
 
 
 def grads_function(cfg: StepConfig):
@@ -198,12 +277,12 @@ def grads_function(cfg: StepConfig):
   return skipgram_grads if cfg.model == "skipgram" else cbow_grads
 
 
-def update_step(cfg: StepConfig, tables: Tables, metrics: jax.Array, tokens: jax.Array, shrink: jax.Array,
-                negatives: jax.Array, lr):
-  """One SGD update of the blocks `tokens` with their drawn windows and negatives; metrics accumulates
+def update_step(cfg: StepConfig, shape: Curvature, tables: Tables, metrics: jax.Array, tokens: jax.Array,
+                shrink: jax.Array, negatives: jax.Array, lr):
+  """One update of the blocks `tokens` with their drawn windows and negatives; metrics accumulates
   [loss sum, examples] on the device."""
-  loss, count, grads, neg_valid = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
-  tables = apply_update(tables, tokens, negatives, neg_valid, grads, lr, cfg.duplicate_cap, cfg.negative)
+  loss, count, grads, weights = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
+  tables = apply_update(cfg, tables, tokens, negatives, grads, weights, shape, lr)
   return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
@@ -232,11 +311,12 @@ def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Ar
 
 def train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
                key: jax.Array, sampler: Sampler):
-  """One step on a batch of blocks: draws its randomness, then applies it as sequential updates of
-  blocks_per_update blocks each (0: one update of the whole batch)."""
+  """One step on a batch of blocks: draws its randomness and curvature shape, then applies them as sequential
+  updates of blocks_per_update blocks each (0: one update of the whole batch)."""
   shrink, negatives = draw(cfg, key, tokens, sampler)
-  return scan_updates(functools.partial(update_step, cfg), blocks_per_update, tables, metrics, tokens, shrink,
-                      negatives, lr)
+  shape = curvature_shape(cfg, tables, sampler)
+  return scan_updates(functools.partial(update_step, cfg, shape), blocks_per_update, tables, metrics, tokens,
+                      shrink, negatives, lr)
 
 
 def make_train_step(cfg: StepConfig, blocks_per_update: int = 0):

@@ -27,14 +27,13 @@ from w2v_jax import (
   host_memory,
   input_pipeline,
   parallel,
-  sampling,
   tfds_text,
   word2vec_format,
 )
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
-from w2v_jax.train_step import Sampler, compile_ahead, make_train_step, step_config, step_key
+from w2v_jax.train_step import compile_ahead, make_sampler, make_train_step, step_config, step_key
 from w2v_jax.vocab import (
   Vocab,
   count_corpus,
@@ -82,7 +81,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
        "update_size", "must be 0 or a multiple of block_length that divides batch_size (or exceeds it: one update)"),
       (config.num_devices >= 0, "num_devices", "must be >= 0 (0: all devices)"),
       (config.table_layout in parallel.TABLE_LAYOUTS, "table_layout", f"must be one of {parallel.TABLE_LAYOUTS}"),
-      (config.duplicate_cap >= 0, "duplicate_cap", "must be >= 0 (0 turns the cap off)"),
+      (config.damping >= 0, "damping", "must be >= 0 (0: plain summed SGD)"),
+      (config.curvature_rank >= 0, "curvature_rank", "must be >= 0 (0, or dim and above: every direction)"),
+      (config.curvature_words >= 1, "curvature_words", "must be >= 1"),
       (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
       (config.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0 (0: not by steps)"),
       (config.checkpoint_every_secs >= 0, "checkpoint_every_secs", "must be >= 0 (0: not by time)"),
@@ -346,8 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   vocab, stream = load_vocab_and_tokens(config, workdir)
   shard = host_shard(stream)
   stream = stream.head(shard.end)
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(vocab.counts, config.ns_exponent))
-  sampler = Sampler(jnp.asarray(thresholds), jnp.asarray(alias))
+  sampler = make_sampler(vocab.counts, config.ns_exponent, config.sample, config.negative, config.curvature_words)
   if distributed.is_main():
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json(indent=2))
@@ -447,7 +447,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           metrics = new_metrics()
           if not np.isfinite(loss_sum):
             raise UserError(
-                f"the loss became {loss_sum} at step {step}; lower --config.alpha or --config.duplicate_cap")
+                f"the loss became {loss_sum} at step {step}; lower --config.alpha or raise --config.damping")
           if progress is not None:
             progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
         save, stop_now = save_and_stop(step)
