@@ -55,9 +55,9 @@ def make_sampler(counts, ns_exponent: float = 0.75, sample: float = 0.0, negativ
                  curvature_words: int = 4096) -> Sampler:
   """The Sampler of a vocabulary (counts in descending order, as vocab ids are): alias table and shares."""
   counts = np.asarray(counts, np.float64)
-  thresholds, alias = sampling.alias_table(sampling.negative_weights(counts, ns_exponent))
-  kept = counts * sampling.keep_probabilities(counts, sample)
   noise = sampling.negative_weights(counts, ns_exponent)
+  thresholds, alias = sampling.alias_table(noise)
+  kept = counts * sampling.keep_probabilities(counts, sample)
   rows = min(curvature_words, len(counts))
   center = kept[:rows] / kept.sum()
   partner = (kept[:rows] / kept.sum() + negative * noise[:rows] / noise.sum()) / (1 + negative)
