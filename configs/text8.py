@@ -1,4 +1,8 @@
-"""text8-sized corpus (about 17M words), e.g. ../shared/data/wiki2015_text8like.zip; settings of gensim/word2vec.c."""
+"""A text8-sized corpus (about 17M words) at the settings of gensim/word2vec.c.
+
+text8 itself is at http://mattmahoney.net/dc/text8.zip (the first 10^8 bytes of an English Wikipedia dump,
+cleaned); pass another corpus of that size with --config.corpus.
+"""
 
 import ml_collections
 
@@ -6,7 +10,7 @@ from configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """The default hyperparameters, pointed at a text8-like corpus (set --config.corpus)."""
+  """The default hyperparameters, pointed at text8.zip in the working directory (set --config.corpus)."""
   config = default.get_config()
-  config.corpus = "../shared/data/wiki2015_text8like.zip"
+  config.corpus = "text8.zip"
   return config
