@@ -215,14 +215,15 @@ def curvature_shape(cfg: StepConfig, tables: Tables, sampler: Sampler) -> Curvat
   """
   rows = sampler.center_share.shape[0]
   inputs, outputs = tables.input[:rows], tables.output[:rows]
-  input_moment = jnp.einsum("p,pd,pe->de", sampler.center_share / jnp.sum(sampler.center_share), inputs, inputs)
+  center = sampler.center_share / jnp.sum(sampler.center_share)
+  partner = sampler.partner_share / jnp.sum(sampler.partner_share)
+  input_moment = jnp.einsum("p,pd,pe->de", center, inputs, inputs)
   if cfg.model == "cbow":
-    mean = jnp.einsum("p,pd->d", sampler.center_share / jnp.sum(sampler.center_share), inputs)
+    mean = center @ inputs
     contexts = (cfg.window + 1) if cfg.shrink_windows else 2 * cfg.window
     common = jnp.outer(mean, mean)
     input_moment = (common + (input_moment - common) / contexts) * (1.0 if cfg.cbow_mean else contexts**2)
-  output_moment = jnp.einsum("p,pd,pe->de", sampler.partner_share / jnp.sum(sampler.partner_share), outputs,
-                             outputs)
+  output_moment = jnp.einsum("p,pd,pe->de", partner, outputs, outputs)
   return Curvature(*_eigh(output_moment), *_eigh(input_moment))
 
 
