@@ -19,6 +19,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from w2v_jax import checkpointing, evaluation, export, word2vec_format
+from w2v_jax.atomic_file import atomic_write
 from w2v_jax.errors import UserError, exit_on_user_error
 from w2v_jax.vocab import Vocab
 
@@ -60,21 +61,52 @@ def _null_nan(value):
   return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def run_dim(config_path: str) -> int:
+  """The vector dimension a run's config.json records; one error line when the file is not such a config."""
+  try:
+    with open(config_path, encoding="utf-8") as f:
+      dim = json.load(f)["dim"]
+  except (OSError, ValueError, KeyError, TypeError) as e:  # ValueError: not JSON, or not UTF-8
+    raise UserError(f"{config_path}: cannot read the run's dim ({type(e).__name__}: {e}); train.py rewrites it "
+                    "when run again with the run's settings, or evaluate a vectors file with --vectors") from None
+  if not isinstance(dim, int) or dim < 1:
+    raise UserError(f"{config_path}: dim is {dim!r}, not a positive integer; train.py rewrites it when run again")
+  return dim
+
+
+def check_finite(path: str, words: list[str], vectors: np.ndarray) -> None:
+  """Refuses vectors with NaN or inf values: their cosines are undefined, so queries and scores would be wrong."""
+  bad = ~np.isfinite(vectors).all(axis=1)
+  if bad.any():
+    raise UserError(f"{path}: {int(bad.sum())} of {len(words)} vectors hold NaN or inf values (the first: "
+                    f"{words[int(np.argmax(bad))]!r}); the run diverged or the file is damaged: retrain "
+                    "(e.g. lower --config.alpha) or use other vectors")
+
+
 def load_workdir(workdir: str, wplusc: bool = False) -> tuple[str, list[str], np.ndarray]:
   """A training run's vectors: its latest good checkpoint if any, else its exported vectors.bin."""
   config_path = os.path.join(workdir, "config.json")
   if checkpointing.has_checkpoints(workdir) and os.path.exists(config_path):
     vocab = Vocab.load(workdir)
-    with open(config_path) as f:
-      dim = json.load(f)["dim"]
-    tables = checkpointing.latest_tables(workdir, vocab.size, dim)
-    if tables is not None:
-      vectors = tables[0] + tables[1] if wplusc else tables[0]
-      return f"{workdir}/checkpoints (latest{', w+c' if wplusc else ''})", vocab.words, vectors
+    dim = run_dim(config_path)
+    latest = checkpointing.latest_tables(workdir, vocab.size, dim)
+    if latest is not None:
+      vectors = latest.input + latest.output if wplusc else latest.input
+      which = "latest" if not latest.damaged else f"newer {', '.join(map(str, latest.damaged))} damaged"
+      return f"{workdir}/checkpoints/{latest.step} ({which}{', w+c' if wplusc else ''})", vocab.words, vectors
   if wplusc:
     raise UserError(f"workdir {workdir}: --wplusc needs a checkpoint (it holds the output vectors); none found")
   path = evaluation.vectors_for_workdir(workdir)
   return str(path), *word2vec_format.read_word2vec(path)
+
+
+@exit_on_user_error
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing with a bad flag or value as one error line and status 2 (absl's own exits 1)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    raise UserError(f"{str(e).splitlines()[0]}; see --helpfull") from None
 
 
 @exit_on_user_error
@@ -95,6 +127,7 @@ def main(argv: list[str]) -> None:
     words, vectors = word2vec_format.read_word2vec(path)
   else:
     path, words, vectors = load_workdir(FLAGS.workdir, FLAGS.wplusc)
+  check_finite(path, words, vectors)
   emb = evaluation.Embeddings(words, vectors)
   print(f"{path}: {len(words)} words, dimension {vectors.shape[1]}")
 
@@ -122,7 +155,7 @@ def main(argv: list[str]) -> None:
   try:
     if FLAGS.output:
       report = {"vectors": {"path": str(path), "words": len(words), "dim": vectors.shape[1]}}
-      with open(FLAGS.output, "w", encoding="utf-8") as f:
+      with atomic_write(FLAGS.output, "w", encoding="utf-8") as f:
         json.dump(_null_nan({**report, **results}), f, indent=2)
         f.write("\n")
     if FLAGS.export_tsv:
@@ -133,4 +166,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -114,7 +114,8 @@ def default_step(model: str, batch_size: int, block_length: int):
   from w2v_jax.train_step import make_train_step, step_config
 
   config = default_config(model, batch_size, block_length)
-  return make_train_step(step_config(config), trainer.update_blocks(config, 1))
+  blocks = trainer.update_blocks(config, 1)
+  return make_train_step(step_config(config), blocks, trainer.shape_blocks(config, blocks))
 
 
 def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4):

@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_DIR = os.path.join(ROOT, "bench", "device")
 WHEELS = ("ml-collections", "tensorboardX")
-CACHE_FILES = ("vocab.tsv", "vocab.json", "tokens.i32")
+CACHE_FILES = ("vocab.tsv", "vocab.json", "tokens.i32", "tokens.i32.json")
 
 # Runs in a child process per size, so each reports its own peak device memory.
 RUNNER = """

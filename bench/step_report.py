@@ -53,6 +53,7 @@ def main() -> None:
   config = load_config(args.config)
   cfg = train_step.step_config(config)
   blocks = trainer.update_blocks(config, 1)
+  shape_blocks = trainer.shape_blocks(config, blocks)
   update_tokens = blocks * config.block_length
   sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, batches=1)
   tokens = jnp.asarray(batches[0])
@@ -65,20 +66,22 @@ def main() -> None:
   per_update = op_counts(update.lower(shape, tables, jnp.zeros(2), tokens[:blocks], shrink[:blocks],
                                       negatives[:blocks], np.float32(0.01)))
 
-  def per_step_part(tables, tokens, key, sampler):
-    return train_step.draw(cfg, key, tokens, sampler), train_step.curvature_shape(cfg, tables, sampler)
-
-  per_step = op_counts(jax.jit(per_step_part).lower(tables, tokens, key, sampler))
+  per_step = op_counts(jax.jit(functools.partial(train_step.draw, cfg)).lower(key, tokens, sampler))
+  per_shape = op_counts(jax.jit(functools.partial(train_step.curvature_shape, cfg)).lower(tables, sampler))
   steps_per_million = MILLION / config.batch_size
+  shapes_per_million = MILLION / (shape_blocks * config.block_length)
   updates_per_million = MILLION / update_tokens
   print(f"config {args.config}: batch {config.batch_size} tokens, {update_tokens} tokens per update, "
-        f"{updates_per_million:g} sequential updates per 1M tokens, damping {config.damping}, "
+        f"{updates_per_million:g} sequential updates and {shapes_per_million:g} curvature shapes per 1M tokens, "
+        f"damping {config.damping}, "
         f"curvature_rank {config.curvature_rank}")
   for op in OPS:
-    total = per_update[op] * updates_per_million + per_step[op] * steps_per_million
-    print(f"  {op:12} per update {per_update[op]:3d}  per step {per_step[op]:3d}  per 1M tokens {total:7.1f}")
+    total = (per_update[op] * updates_per_million + per_step[op] * steps_per_million
+             + per_shape[op] * shapes_per_million)
+    print(f"  {op:12} per update {per_update[op]:3d}  per shape {per_shape[op]:3d}  per step (the draw) "
+          f"{per_step[op]:3d}  per 1M tokens {total:7.1f}")
 
-  step = train_step.make_train_step(cfg, blocks)
+  step = train_step.make_train_step(cfg, blocks, shape_blocks)
   metrics = jnp.zeros(2)
   tables, metrics = step(tables, metrics, tokens, np.float32(0.01), key, sampler)
   jax.block_until_ready(tables)

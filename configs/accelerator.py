@@ -11,10 +11,9 @@ from configs import default
 def get_config() -> ml_collections.ConfigDict:
   """The default hyperparameters with large steps and updates; the update rule is the default's."""
   config = default.get_config()
-  # 65,536 tokens per step and per synchronous update (over all devices): 16 updates per 1M tokens. The
-  # curvature damping keeps the default's quality at this size (BENCHMARKS.md); on N devices each holds
-  # 65,536 / N of them. One update per step, because the curvature shape is computed once per step: 16
-  # updates of 65,536 sharing one shape diverged in the first step, while the output table grows from zero.
+  # 65,536 tokens per step and per synchronous update (over all devices): 16 updates per 1M tokens, each
+  # with a fresh curvature shape. The damping keeps the default's quality at this size (BENCHMARKS.md); on N
+  # devices each holds 65,536 / N of them.
   config.batch_size = 1 << 16
   config.update_size = 0
   # Accelerator machines need no TensorFlow: the step is fed from the token cache directly.

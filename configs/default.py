@@ -9,9 +9,11 @@ from w2v_jax import corpus
 def get_config() -> ml_collections.ConfigDict:
   """Returns the default hyperparameters; names follow gensim/word2vec.c."""
   config = ml_collections.ConfigDict()
-  # Corpus: text files (plain, .gz, or .zip with one text member) as a file, directory, glob or comma-separated
-  # list of these; or 'tfds:NAME' (e.g. tfds:lm1b, tfds:wiki40b/en) for a TensorFlow Datasets split.
+  # Corpus: text files (plain, .gz, .bz2, .xz, or .zip with one text member) as a file, directory, glob or
+  # comma-separated list of these; or 'tfds:NAME' (e.g. tfds:lm1b, tfds:wiki40b/en) for a TensorFlow Datasets split.
   config.corpus = corpus.BUNDLED_CORPUS
+  # Read a corpus file that is plainly not UTF-8 text (over 1% of its first MiB NUL or invalid UTF-8) anyway.
+  config.allow_binary_corpus = False
   # TFDS corpus: the split to read (any TFDS split string, e.g. 'train[:10%]').
   config.tfds_split = "train"
   # TFDS corpus: the text feature; each record is one sentence (a SEP follows it).
@@ -57,8 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.min_alpha = 1e-4
   # CBOW: average the context vectors (True) or sum them (False).
   config.cbow_mean = True
-  # Tokens per training step (global, over all devices and processes); a multiple of block_length. The step
-  # computes its curvature shape once (two D x D eigendecompositions), so it should hold many updates.
+  # Tokens per training step (global, over all devices and processes); a multiple of block_length. Each
+  # curvature shape (two D x D eigendecompositions) serves curvature_every tokens of it.
   config.batch_size = 65536
   # Row-wise implicit step, so that many tokens can update at once: a row's summed update is divided, along
   # each direction of its curvature c (sum of s'(score) |partner|^2 over its pairs), by 1 + damping * lr * c.
@@ -70,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
   # The most frequent words whose rows estimate the shape of the curvature (their partners' second moment),
   # once per step; they are most of any row's partners.
   config.curvature_words = 4096
+  # Tokens between estimates of the curvature shape, in whole updates (at least one update, at most a step;
+  # 0: once per step): the shape is a statistic of the tables, and large updates each need a fresh one.
+  config.curvature_every = 65536
   # Tokens per synchronous update, applied one after another inside a step (0: the whole batch), rounded up
   # to a block per device. Quality holds from 256 to 65,536 (BENCHMARKS.md); 256 is the faster on a CPU.
   config.update_size = 256
@@ -89,6 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_processes = 0
   # This process's index in 0..num_processes-1 (-1 with 'auto': detected).
   config.process_id = -1
+  # Seconds to wait for every process to join through the coordinator before giving up with one error line.
+  config.coordinator_timeout_secs = 300
   # Seed for initialisation, window shrink, subsampling and negatives.
   config.seed = 0
   # Save a checkpoint every this many steps (0: not by steps); one is also saved after every epoch.

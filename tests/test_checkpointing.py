@@ -1,8 +1,12 @@
-"""Checkpoints: kill -9 and SIGTERM resumes are bitwise exact, damaged checkpoints are skipped,
-a wrong resume is refused, changing epochs continues the learning rate."""
+"""Checkpoints: kill -9 and SIGTERM resumes are bitwise exact, damaged checkpoints are moved aside and skipped,
+a failed save is one error line, a wrong resume is refused, changing epochs continues the learning rate."""
 
 from __future__ import annotations
 
+import errno
+import importlib.util
+import json
+import logging
 import os
 import random
 import shutil
@@ -13,11 +17,13 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from w2v_jax import checkpointing, trainer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables
+from w2v_jax.vocab import Vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,17 +96,17 @@ def test_sigterm_saves_a_checkpoint_and_resume_is_identical(reference, tmp_path)
       break
   process.send_signal(signal.SIGTERM)
   out, _ = process.communicate(timeout=120)
-  assert process.returncode == 0
+  assert process.returncode == 75  # stopped, resumable (train.EXIT_STOPPED)
   assert "stopped at step" in out
   step = int(out.split("stopped at step ")[1].split(";")[0])
   assert step in _steps(workdir)
   evaluated = subprocess.run([sys.executable, "eval.py", f"--workdir={workdir}", "--no_bundled", "--neighbors=w1"],
                              cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=120, check=False)
-  assert evaluated.returncode == 0 and "checkpoints (latest): 300 words, dimension 16" in evaluated.stdout
+  assert evaluated.returncode == 0 and f"checkpoints/{step} (latest): 300 words, dimension 16" in evaluated.stdout
   evaluated = subprocess.run([sys.executable, "eval.py", f"--workdir={workdir}", "--no_bundled", "--wplusc",
                               f"--export_tsv={tmp_path / 'tsv'}"],
                              cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=120, check=False)
-  assert evaluated.returncode == 0 and "checkpoints (latest, w+c)" in evaluated.stdout
+  assert evaluated.returncode == 0 and f"checkpoints/{step} (latest, w+c)" in evaluated.stdout
   assert len((tmp_path / "tsv" / "metadata.tsv").read_text().splitlines()) == 300
   result = _run(_args(corpus, workdir))
   assert result.returncode == 0, result.stderr[-2000:]
@@ -136,7 +142,8 @@ def _tables(value: float) -> Tables:
 
 
 def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, capsys) -> None:
-  """A truncated latest checkpoint is reported in one line and the previous one restores."""
+  """A truncated latest checkpoint is reported in one line, moved to damaged/, the previous one restores, and
+  training can save that step again (it used to fail with StepAlreadyExistsError on every rerun)."""
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
   ckpt.save(1, _tables(1.0), {"epoch": 0})
   ckpt.save(2, _tables(2.0), {"epoch": 0})
@@ -152,10 +159,13 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, capsys) -> N
   assert damaged
   ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
   tables, meta = ckpt.restore_latest(_tables(0.0))
-  ckpt.close()
   assert meta["step"] == 1 and float(tables.input[0, 0]) == 1.0
+  ckpt.save(2, _tables(3.0), {"epoch": 0})
+  ckpt.close()
+  assert _steps(tmp_path) == [1, 2] and os.listdir(tmp_path / "checkpoints" / "damaged") == ["2"]
   reports = [line for line in capsys.readouterr().out.splitlines() if "damaged" in line]
   assert len(reports) == 1 and "/checkpoints/2 is damaged" in reports[0]
+  assert reports[0].endswith(f"moved it to {tmp_path}/checkpoints/damaged/2; trying the previous one")
 
 
 def test_checkpoint_being_written_is_ignored(tmp_path) -> None:
@@ -168,6 +178,93 @@ def test_checkpoint_being_written_is_ignored(tmp_path) -> None:
   _, meta = ckpt.restore_latest(_tables(0.0))
   ckpt.close()
   assert meta["step"] == 1
+
+
+def _meta_path(workdir, step: int):
+  return workdir / "checkpoints" / str(step) / "meta" / "metadata"
+
+
+def test_single_bit_flip_in_table_data_is_detected(tmp_path, capsys) -> None:
+  """Tables one bit off the checksum saved with them are damaged (sums compared within rtol=1e-5 let a low bit
+  pass); a checkpoint saved before checksums existed is still checked by its fingerprint."""
+  good = _tables(1.0)
+  flipped = np.asarray(good.input).copy()
+  flipped.view(np.uint32)[3, 2] ^= 1
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
+  ckpt.save(1, good, {"epoch": 0})
+  ckpt.save(2, good._replace(input=jnp.asarray(flipped)), {"epoch": 0})
+  ckpt.close()
+  first = json.loads(_meta_path(tmp_path, 1).read_text())
+  second = json.loads(_meta_path(tmp_path, 2).read_text())
+  second.update({k: first[k] for k in ("checksum", "fingerprint") if k in first})  # claims step 1's tables
+  _meta_path(tmp_path, 2).write_text(json.dumps(second))
+  legacy = {k: v for k, v in first.items() if k != "checksum"}
+  _meta_path(tmp_path, 1).write_text(json.dumps({**legacy, "fingerprint": checkpointing.fingerprint(good).tolist()}))
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
+  _, meta = ckpt.restore_latest(_tables(0.0))
+  ckpt.close()
+  assert meta["step"] == 1
+  assert "checkpoints/2 is damaged (its tables do not match the checksum saved with them)" in capsys.readouterr().out
+
+
+def test_full_disk_at_a_checkpoint_is_one_error_line(tmp_path, monkeypatch, caplog) -> None:
+  """A save that fails for lack of space in Orbax's background thread is one UserError naming the checkpoint and
+  the fix, without Orbax's logged tracebacks; the finished checkpoint stays (even with keep=1)."""
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1, every_steps=0, every_secs=0)
+  ckpt.save(1, _tables(1.0), {"epoch": 0})
+  ckpt.wait()
+
+  async def no_space(self, item, directory) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+
+  monkeypatch.setattr(ocp.JsonCheckpointHandler, "_save_fn", no_space)
+  expected = r"checkpoints/2 could not be written \(No space left on device\); free space in .*/checkpoints"
+  with pytest.raises(UserError, match=expected):
+    try:
+      ckpt.save(2, _tables(2.0), {"epoch": 0})
+    finally:
+      ckpt.close()
+  monkeypatch.undo()
+  assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=1, every_steps=0, every_secs=0)
+  tables, meta = ckpt.restore_latest(_tables(0.0))
+  ckpt.close()
+  assert meta["step"] == 1 and float(tables.input[0, 0]) == 1.0
+
+
+def test_all_checkpoints_damaged_says_training_starts_over(tmp_path, capsys) -> None:
+  """When no checkpoint restores, one line says so and that training starts from step 0."""
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
+  ckpt.save(1, _tables(1.0), {"epoch": 0})
+  ckpt.save(2, _tables(2.0), {"epoch": 0})
+  ckpt.close()
+  for step in (1, 2):
+    _meta_path(tmp_path, step).write_text("{garbage")
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
+  assert ckpt.restore_latest(_tables(0.0)) is None
+  ckpt.close()
+  directory = tmp_path / "checkpoints"
+  assert capsys.readouterr().out.splitlines()[-1] == (
+      f"no checkpoint in {directory} could be restored (all 2 damaged, moved to {directory}/damaged); "
+      "training starts over from step 0")
+  assert _steps(tmp_path) == []
+
+
+def test_eval_names_the_checkpoint_it_used(tmp_path) -> None:
+  """eval.py --workdir labels a fallback with its step and the damaged newer one (not "latest"), and only reads."""
+  Vocab([f"w{i}" for i in range(50)], np.arange(50, 0, -1), 1275).save(str(tmp_path))
+  (tmp_path / "config.json").write_text(json.dumps({"dim": 4}))
+  ckpt = checkpointing.Checkpointer(str(tmp_path), keep=3, every_steps=0, every_secs=0)
+  ckpt.save(1, _tables(1.0), {"epoch": 0})
+  ckpt.save(2, _tables(2.0), {"epoch": 0})
+  ckpt.close()
+  _meta_path(tmp_path, 2).write_text("{garbage")
+  spec = importlib.util.spec_from_file_location("eval_cli", os.path.join(ROOT, "eval.py"))
+  eval_cli = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(eval_cli)
+  path, words, vectors = eval_cli.load_workdir(str(tmp_path))
+  assert path == f"{tmp_path}/checkpoints/1 (newer 2 damaged)" and len(words) == 50 and vectors[0, 0] == 1.0
+  assert _steps(tmp_path) == [1, 2]
 
 
 def test_check_resume_lists_every_difference() -> None:

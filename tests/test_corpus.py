@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import os
 import zipfile
 
@@ -77,17 +80,17 @@ def test_every_file_ends_its_last_line(write_corpus) -> None:
   assert read_all([a, b], piece_bytes=3) == b"one two\nthree\nfour\n"
 
 
-def test_gzip_and_zip_read_like_plain_text(write_corpus, tmp_path) -> None:
-  """.gz and single-member .zip corpora give the same bytes as the plain file."""
+def test_compressed_files_read_like_plain_text(write_corpus, tmp_path) -> None:
+  """.gz, .bz2, .xz and single-member .zip corpora give the same bytes as the plain file."""
   plain = write_corpus("c.txt", TEXT)
-  gz = write_corpus("c.txt.gz", gzip.compress(TEXT.encode()))
-  zipped = str(tmp_path / "c.zip")
-  with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
+  packed = [write_corpus("c.txt.gz", gzip.compress(TEXT.encode())), write_corpus("c.txt.bz2", bz2.compress(
+      TEXT.encode())), write_corpus("c.txt.xz", lzma.compress(TEXT.encode())), str(tmp_path / "c.zip")]
+  with zipfile.ZipFile(packed[-1], "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr("inner/c.txt", TEXT)
   for piece_bytes in (16, corpus.PIECE_BYTES):
     want = read_all([plain], piece_bytes=piece_bytes)
-    assert read_all([gz], piece_bytes=piece_bytes) == want
-    assert read_all([zipped], piece_bytes=piece_bytes) == want
+    for path in packed:
+      assert read_all([path], piece_bytes=piece_bytes) == want, path
 
 
 def test_zip_with_several_members_is_a_user_error(tmp_path) -> None:
@@ -106,6 +109,66 @@ def test_truncated_gzip_is_a_user_error(write_corpus) -> None:
   path = write_corpus("bad.txt.gz", data[: len(data) // 2])
   with pytest.raises(UserError, match="bad.txt.gz"):
     read_all([path])
+
+
+def _zip_bytes(compression: int) -> bytes:
+  """A one-member .zip of TEXT, as bytes."""
+  buffer = io.BytesIO()
+  with zipfile.ZipFile(buffer, "w", compression) as z:
+    z.writestr("c.txt", TEXT * 50)
+  return buffer.getvalue()
+
+
+def _damaged(case: str) -> tuple[str, bytes]:
+  """A corpus file name and bytes that fail in the given way when read."""
+  text = (TEXT * 50).encode()
+  if case == "gz_deflate":  # zlib.error: invalid distance too far back
+    data = bytearray(gzip.compress(text + os.urandom(3000).hex().encode()))
+    data[60:68] = b"\xff" * 8
+    return "c.txt.gz", bytes(data)
+  if case in ("bz2", "xz"):
+    data = bytearray(bz2.compress(text) if case == "bz2" else lzma.compress(text))
+    data[len(data) // 2:len(data) // 2 + 8] = b"\x00" * 8
+    return f"c.txt.{case}", bytes(data)
+  data = bytearray(_zip_bytes(zipfile.ZIP_STORED if case == "zip_crc" else zipfile.ZIP_DEFLATED))
+  if case == "zip_encrypted":  # the central directory's "encrypted" flag bit
+    data[data.index(b"PK\x01\x02") + 8] |= 0x1
+  elif case == "zip_deflate":  # zlib.error, in the member's data (past its 30 + 5 byte local header)
+    data[60:68] = b"\xff" * 8
+  else:  # a stored byte changed: BadZipFile, bad CRC-32
+    data[200] ^= 0x55
+  return "c.zip", bytes(data)
+
+
+@pytest.mark.parametrize("case", ["gz_deflate", "bz2", "xz", "zip_crc", "zip_deflate", "zip_encrypted"])
+def test_damaged_compressed_files_are_one_line_errors(write_corpus, case: str) -> None:
+  """A corrupt deflate/bzip2/xz stream, a zip member failing its CRC or inflate, or a password-protected zip is
+  a one-line UserError naming the file (not zlib.error, BadZipFile or RuntimeError)."""
+  name, data = _damaged(case)
+  path = write_corpus(name, data)
+  with pytest.raises(UserError, match=name) as info:
+    read_all([path])
+  assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("case", ["random", "utf16", "misnamed_gzip"])
+def test_binary_file_is_refused(write_corpus, case: str) -> None:
+  """A file plainly not UTF-8 text is a one-line UserError naming it and the switch to read it anyway."""
+  content = {"random": os.urandom(5000), "utf16": TEXT.encode("utf-16"),
+             "misnamed_gzip": gzip.compress(os.urandom(4000).hex().encode())}[case]
+  path = write_corpus(f"{case}.txt", content)
+  with pytest.raises(UserError, match=f"{case}.txt: not UTF-8 text.*allow_binary_corpus=True") as info:
+    corpus.check_text([path])
+  assert "\n" not in str(info.value)
+  assert ("looks like .gz data" in str(info.value)) == (case == "misnamed_gzip")
+
+
+def test_text_with_a_few_bad_bytes_is_not_refused(write_corpus) -> None:
+  """Stray invalid UTF-8 (under 1% of the bytes, or a short file with a few) is text: replaced, not refused."""
+  big = write_corpus("big.txt", TEXT.encode() * 10 + b"\xff\xfe \x00 bad\xe2\x82\n" * 3)
+  short = write_corpus("short.txt", b"ok \xff\xfe word\ncut \xe2\x82 end\n")
+  gz = write_corpus("c.txt.gz", gzip.compress(TEXT.encode()))
+  corpus.check_text([big, short, gz])
 
 
 def test_invalid_utf8_is_replaced_and_counted(write_corpus) -> None:
@@ -156,10 +219,25 @@ def test_corpus_list_errors(write_corpus, tmp_path, case: str) -> None:
     corpus.corpus_files(spec)
 
 
-def test_identity_is_paths_and_sizes(write_corpus) -> None:
-  """A file corpus is identified by absolute paths and sizes, so a changed file is not reused."""
-  path = write_corpus("a.txt", "abc\n")
-  assert corpus.identity([path]) == [[os.path.abspath(path), 4]]
+@pytest.mark.parametrize("size", [100, 3 * corpus.SAMPLES * corpus.SAMPLE_BYTES])
+def test_identity_sees_same_size_edits(write_corpus, size: int) -> None:
+  """A file's identity is its path, size, mtime and sampled content: an edit keeping the size and the mtime
+  (at the end of a large file, a sampled piece) still changes it; content_identity leaves the mtime out."""
+  data = bytearray(os.urandom(size // 2).hex().encode())
+  path = write_corpus("a.txt", bytes(data))
+  before = corpus.identity([path])
+  assert before[0]["path"] == os.path.abspath(path) and before[0]["size"] == size
+  stat = os.stat(path)
+  data[-3:] = b"xyz" if data[-3:] != b"xyz" else b"abc"
+  with open(path, "wb") as f:
+    f.write(data)
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  after = corpus.identity([path])
+  assert after[0]["size"] == size and after[0]["mtime_ns"] == before[0]["mtime_ns"] and after != before
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+  touched = corpus.identity([path])
+  assert touched != after and corpus.content_identity(touched) == corpus.content_identity(after)
+  assert "mtime_ns" not in corpus.content_identity(touched)[0]
 
 
 @pytest.mark.parametrize("hosts", [1, 2, 3, 7])
@@ -178,3 +256,18 @@ def test_host_files_are_contiguous_balanced_runs(tmp_path, hosts: int) -> None:
   assert all(abs(share - even) <= max(sizes) for share in shares), shares
   assert corpus.host_files(files[:2], 4, 0) + corpus.host_files(files[:2], 4, 1) + corpus.host_files(
       files[:2], 4, 2) + corpus.host_files(files[:2], 4, 3) == files[:2]
+
+
+def test_trainer_refuses_a_binary_corpus_unless_allowed(write_corpus, tmp_path) -> None:
+  """load_vocab_and_tokens refuses a file of random bytes before counting; config.allow_binary_corpus reads it."""
+  from configs import tiny
+  from w2v_jax import trainer
+
+  config = tiny.get_config()
+  config.corpus = write_corpus("random.bin", os.urandom(20_000))
+  with pytest.raises(UserError, match="random.bin: not UTF-8 text"):
+    trainer.load_vocab_and_tokens(config, str(tmp_path))
+  assert not (tmp_path / "vocab.tsv").exists()
+  config.allow_binary_corpus = True
+  vocab, _ = trainer.load_vocab_and_tokens(config, str(tmp_path))
+  assert vocab.invalid_utf8 > 1000

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from w2v_jax.vocab import Vocab
 from w2v_jax.word2vec_format import write_word2vec
 
 EVAL = Path(__file__).resolve().parent.parent / "eval.py"
@@ -111,6 +112,15 @@ def _write(path: Path, content: bytes) -> str:
   return str(path)
 
 
+def _garbage_config_workdir(workdir: Path) -> str:
+  """A workdir with a vocabulary and a checkpoint directory, whose config.json is not JSON."""
+  workdir.mkdir()
+  Vocab(["a", "b"], np.array([2, 1]), 3).save(str(workdir))
+  (workdir / "checkpoints" / "1").mkdir(parents=True)
+  (workdir / "config.json").write_bytes(b"\x00garbage{")
+  return str(workdir)
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -122,6 +132,9 @@ def _write(path: Path, content: bytes) -> str:
         ("no source", r"give exactly one of --vectors FILE or --workdir DIR"),
         ("bad query", r"--query 'man:king:woman': write it as 'a:b::c:\?'"),
         ("unknown word", r"word 'zebra' is not in the vocabulary"),
+        ("nan rows", r"nan\.txt: 2 of 3 vectors hold NaN or inf values \(the first: 'money'\)"),
+        ("garbage config", r"config\.json: cannot read the run's dim \(JSONDecodeError"),
+        ("bad flag value", r"flag --restrict_vocab=abc: invalid literal"),
     ],
 )
 def test_user_errors_are_one_line_with_status_2(tmp_path, vectors_file, case, message) -> None:
@@ -136,6 +149,10 @@ def test_user_errors_are_one_line_with_status_2(tmp_path, vectors_file, case, me
       "no source": [],
       "bad query": ["--vectors", good, "--query", "man:king:woman"],
       "unknown word": ["--vectors", good, "--no_bundled", "--neighbors", "king,zebra"],
+      "nan rows": ["--vectors", _write(tmp_path / "nan.txt", b"3 2\nmoney nan 1\nthe 1 2\ncash 1 -inf\n"),
+                   "--no_bundled", "--neighbors", "money"],
+      "garbage config": ["--workdir", _garbage_config_workdir(tmp_path / "run"), "--no_bundled"],
+      "bad flag value": ["--vectors", good, "--restrict_vocab=abc"],
   }[case]
   result = run_eval(*args)
   assert result.returncode == 2

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import functools
+import os
 import re
 
 import numpy as np
 import pytest
 
-from w2v_jax import corpus, input_pipeline
+from w2v_jax import corpus, input_pipeline, trainer
+from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab, build_vocab
 
 SEP, OOV = input_pipeline.SEP, input_pipeline.OOV
@@ -84,6 +88,125 @@ def test_token_cache_round_trip(two_files, tmp_path) -> None:
   np.testing.assert_array_equal(cache, input_pipeline.tokenize(files, vocab, False))
   (tmp_path / "empty.i32").write_bytes(b"")
   assert len(input_pipeline.read_token_cache(str(tmp_path / "empty.i32"))) == 0
+
+
+class _FullDisk:
+  """A file whose writes fail as on a full disk."""
+
+  def __init__(self, f):
+    self.f = f
+
+  def write(self, data) -> int:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  def __getattr__(self, name):
+    return getattr(self.f, name)
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.f.close()
+
+
+def test_full_disk_while_tokenizing_is_one_line_and_leaves_nothing(two_files, tmp_path, monkeypatch) -> None:
+  """A write failing with ENOSPC is a one-line UserError saying to free space; no tokens.i32(.tmp) is left."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  real_open = builtins.open
+
+  def open_full(path, mode="r", *args, **kwargs):
+    f = real_open(path, mode, *args, **kwargs)
+    return _FullDisk(f) if "w" in mode and str(path).endswith(".tmp") else f
+
+  monkeypatch.setattr(builtins, "open", open_full)
+  with pytest.raises(UserError, match="free space") as info:
+    input_pipeline.write_token_cache(files, vocab, False, str(tmp_path / "tokens.i32"))
+  monkeypatch.undo()
+  assert "\n" not in str(info.value) and "tokens.i32" in str(info.value)
+  assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("tokens")]
+
+
+def test_check_token_cache_finds_damage(two_files, tmp_path) -> None:
+  """A written cache checks out; truncated, overwritten with 0xff (all SEPs), holding out-of-range ids, or
+  without its record, it does not, each saying why."""
+  files, _ = two_files
+  vocab = build_vocab(files, False, min_count=2)
+  path = tmp_path / "tokens.i32"
+  input_pipeline.write_token_cache(files, vocab, False, str(path))
+  good = path.read_bytes()
+  assert input_pipeline.check_token_cache([str(path)], vocab.size, chunk_tokens=7) is None
+  damage = {"truncated": (good[:len(good) // 2], "bytes, not the"), "0xff": (b"\xff" * len(good), "checksum"),
+            "range": (np.full(len(good) // 4, vocab.size, np.int32).tobytes(), "ids outside")}
+  for name, (data, why) in damage.items():
+    path.write_bytes(data)
+    assert why in input_pipeline.check_token_cache([str(path)], vocab.size, chunk_tokens=7), name
+  path.write_bytes(good)
+  os.remove(str(path) + ".json")
+  assert "missing" in input_pipeline.check_token_cache([str(path)], vocab.size)
+
+
+@pytest.mark.parametrize("damage", ["same_size_edit", "truncated", "0xff", "out_of_range", "vocab_emptied"])
+def test_trainer_rebuilds_a_stale_or_damaged_cache(tmp_path, capsys, damage: str) -> None:
+  """load_vocab_and_tokens reuses a good cache; after a same-size corpus edit (mtime kept) or damage to the
+  cache or vocabulary it says why in one line and rebuilds, giving the fresh corpus's stream."""
+  from configs import tiny
+
+  config = tiny.get_config()
+  text = "".join(f"w{i % 7} w{i % 5} w{i % 3}\n" for i in range(300))
+  path = tmp_path / "corpus.txt"
+  path.write_text(text)
+  config.corpus = str(path)
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  vocab, stream = trainer.load_vocab_and_tokens(config, str(workdir))
+  trainer.load_vocab_and_tokens(config, str(workdir))
+  assert "skipping the counting pass" in capsys.readouterr().out
+  cache = workdir / "tokens.i32"
+  if damage == "same_size_edit":
+    stat = os.stat(path)
+    path.write_text(text.replace("w6", "w9"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+  elif damage == "truncated":
+    cache.write_bytes(cache.read_bytes()[:len(cache.read_bytes()) * 45 // 100])
+  elif damage == "0xff":
+    cache.write_bytes(b"\xff" * len(cache.read_bytes()))
+  elif damage == "out_of_range":
+    cache.write_bytes(np.full(len(stream), 10**6, np.int32).tobytes())
+  else:
+    (workdir / "vocab.tsv").write_text("")
+  again, rebuilt = trainer.load_vocab_and_tokens(config, str(workdir))
+  out = capsys.readouterr().out
+  reason = [line for line in out.splitlines() if line.startswith("rebuilding the vocabulary and token cache: ")]
+  assert len(reason) == 1 and "skipping" not in out, out
+  want = input_pipeline.tokenize([str(path)], again, config.lowercase)
+  np.testing.assert_array_equal(np.asarray(rebuilt), want)
+  assert ("w9" in again.words) == (damage == "same_size_edit")
+
+
+def test_trainer_refuses_a_changed_corpus_beside_checkpoints_but_not_a_touched_one(tmp_path, capsys) -> None:
+  """With checkpoints, a corpus whose content changed is refused before the vocabulary is replaced; one only
+  touched (new mtime) has its vocabulary and cache rebuilt, and may resume."""
+  from configs import tiny
+
+  config = tiny.get_config()
+  path = tmp_path / "corpus.txt"
+  path.write_text("a b c\nb c\n" * 50)
+  config.corpus = str(path)
+  workdir = tmp_path / "work"
+  workdir.mkdir()
+  trainer.load_vocab_and_tokens(config, str(workdir))
+  (workdir / "checkpoints" / "3").mkdir(parents=True)  # what has_checkpoints looks for
+  stat = os.stat(path)
+  os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+  capsys.readouterr()
+  trainer.load_vocab_and_tokens(config, str(workdir))
+  assert "rebuilding the vocabulary and token cache: the corpus changed" in capsys.readouterr().out
+  path.write_text("a b d\nb c\n" * 50)
+  vocab_before = (workdir / "vocab.tsv").read_bytes()
+  with pytest.raises(UserError, match="cannot resume.*files"):
+    trainer.load_vocab_and_tokens(config, str(workdir))
+  assert (workdir / "vocab.tsv").read_bytes() == vocab_before
 
 
 def collapse_seps(ids: np.ndarray) -> np.ndarray:

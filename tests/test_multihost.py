@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +75,42 @@ def test_bad_process_settings_are_one_line_errors(fields, message) -> None:
     distributed.check_config(config)
 
 
+def _initialize_in_child(fields: dict) -> subprocess.Popen:
+  """distributed.initialize(tiny config + fields) in a child process, under exit_on_user_error as train.py runs it."""
+  code = ("from configs import tiny\nfrom w2v_jax import distributed\nfrom w2v_jax.errors import exit_on_user_error\n"
+          f"config = tiny.get_config()\nconfig.update({fields!r})\n"
+          "exit_on_user_error(distributed.initialize)(config)\n")
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "TPU_"))}  # no cluster to detect
+  env.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
+  return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def test_unreachable_or_undetectable_coordinator_is_one_error_line() -> None:
+  """Nothing listening on the coordinator's port (127.0.0.1): one line saying what the process waits for, then,
+  after coordinator_timeout_secs, one error line and status 2 (JAX alone waited 5 minutes, then aborted in C++).
+  'auto' with no cluster to detect: one error line at once (was a ValueError)."""
+  port = _free_port()
+  start = time.time()
+  waiting = _initialize_in_child({"coordinator_address": f"127.0.0.1:{port}", "num_processes": 2, "process_id": 1,
+                                  "coordinator_timeout_secs": 2})
+  auto = _initialize_in_child({"coordinator_address": "auto"})
+  (out, err), (_, auto_err) = waiting.communicate(timeout=60), auto.communicate(timeout=60)
+  assert time.time() - start < 30
+  assert waiting.returncode == 2 and auto.returncode == 2, err + auto_err
+  where = f"coordinator 127.0.0.1:{port} (process 1 of 2)"
+  assert out.splitlines() == [f"connecting to {where}, up to 2 s"]
+  assert _error_lines(err) == [f"error: no answer from {where} within 2 s (config.coordinator_timeout_secs): start "
+                               "every process, check coordinator_address (process 0's host:port) and the network"]
+  errors = _error_lines(auto_err)
+  assert len(errors) == 1 and errors[0].startswith("error: config.coordinator_address='auto': "), auto_err
+
+
+def _error_lines(stderr: str) -> list[str]:
+  """stderr without the log lines (I/W/E/F + date) that XLA's C++ may print."""
+  return [line for line in stderr.splitlines() if line.strip() and not re.match(r"[IWEF]\d{4} ", line)]
+
+
 # ---- two processes ----
 
 
@@ -83,11 +120,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _launch(workdir, corpus: str, port: int, *extra: str) -> list[subprocess.Popen]:
-  """Starts the two processes of one run, each with two CPU devices."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "2", "TF_CPP_MIN_LOG_LEVEL": "3",
+def _launch(workdir, corpus: str, port: int, *extra: str, devices: int = 2) -> list[subprocess.Popen]:
+  """Starts the two processes of one run, each with `devices` CPU devices."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices), "TF_CPP_MIN_LOG_LEVEL": "3",
          "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1",
-         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()}
+         "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()}
   return [subprocess.Popen(
       [sys.executable, __file__, str(workdir), str(workdir / f"summary{pid}.json"), f"corpus={corpus}",
        f"coordinator_address=localhost:{port}", "num_processes=2", f"process_id={pid}", "input=numpy",
@@ -108,6 +145,16 @@ def _finish(procs: list[subprocess.Popen]) -> list[str]:
 def _checkpoints(workdir) -> list[int]:
   directory = workdir / "checkpoints"
   return sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if directory.is_dir() else []
+
+
+def test_two_processes_of_one_device_each_train(tmp_path) -> None:
+  """One CPU device per process, as on two plain hosts: the tables span both processes with one shard on each
+  (host-side buffer tweaks must leave such arrays alone); both finish and process 0 writes the vectors."""
+  corpus = tmp_path / "corpus.txt"
+  rng = random.Random(3)
+  corpus.write_text("\n".join(" ".join(rng.choices([f"w{i}" for i in range(60)], k=20)) for _ in range(300)))
+  out0, _ = _finish(_launch(tmp_path / "run", str(corpus), _free_port(), "epochs=1", devices=1))
+  assert "on 2 cpu device(s) of 2 processes" in out0 and (tmp_path / "run" / "vectors.bin").exists(), out0
 
 
 @pytest.mark.slow

@@ -180,12 +180,13 @@ def worker_device_counts() -> dict:
     first = got if first is None else first
     results[str(n)] = {"rows": rows, "input": _diff(got.input, first.input), "output": _diff(got.output, first.output),
                        "moved": _diff(got.input, initial)}
-  # Sequential updates of 4 blocks (2 per step) split over 4 devices, against the single-device step.
+  # Sequential updates of 4 blocks (2 per step, a fresh curvature shape for each) split over 4 devices, against
+  # the single-device step.
   tables, sampler, batches = _problem(vocab, seed=2)
-  want, _ = _train(make_train_step(cfg, 4), tables, jnp.zeros(2), batches, sampler)
+  want, _ = _train(make_train_step(cfg, 4, 4), tables, jnp.zeros(2), batches, sampler)
   mesh = parallel.make_mesh(4)
   tables, sampler, batches = _problem(vocab, seed=2)
-  step = parallel.make_parallel_train_step(cfg, mesh, "sharded", blocks_per_update=4)
+  step = parallel.make_parallel_train_step(cfg, mesh, "sharded", blocks_per_update=4, blocks_per_shape=4)
   got, _ = _train(step, parallel.shard_tables(tables, mesh, "sharded"), parallel.replicate(jnp.zeros(2), mesh),
                   batches, sampler)
   got = parallel.unshard_tables(got, vocab)
@@ -248,7 +249,8 @@ def test_one_two_four_devices_agree(workers: Workers) -> None:
 
 
 def test_sequential_updates_match(workers: Workers) -> None:
-  """blocks_per_update=4 on 4 devices (each group split over all of them) equals make_train_step(cfg, 4)."""
+  """blocks_per_update=4 on 4 devices (each group split over all of them, a shape per group) equals
+  make_train_step(cfg, 4, 4)."""
   results = workers.result("device_counts")["sequential"]
   assert results["input"] < 1e-5 and results["output"] < 1e-5, results
 

@@ -79,3 +79,38 @@ def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
   assert again.words == vocab.words
   np.testing.assert_array_equal(np.asarray(cached), np.asarray(stream))
   assert len(stream) == 12 + 5
+
+
+def test_preparing_a_dataset_finds_its_imports() -> None:
+  """TFDS's prepare path imports importlib_resources (an undeclared dependency of tensorflow-datasets, so
+  pyproject.toml lists it): lm1b's builder finds its code without raising ModuleNotFoundError. Nothing is
+  downloaded."""
+  import tensorflow_datasets as tfds
+
+  assert tfds.builder_cls("lm1b").code_path.name == "lm1b_dataset_builder.py"
+
+
+def test_a_missing_preparation_package_is_one_line() -> None:
+  """A package only a dataset's preparation needs (e.g. apache_beam for wiki40b) missing: one line naming it."""
+  from unittest import mock
+
+  import tensorflow_datasets as tfds
+
+  missing = ModuleNotFoundError("No module named 'apache_beam'", name="apache_beam")
+  with mock_lm1b(), mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=missing):
+    with pytest.raises(UserError, match="needs the Python package apache_beam: pip install apache_beam") as info:
+      list(corpus.read_pieces(tfds_text.TfdsText("lm1b"), False))
+  assert "\n" not in str(info.value)
+
+
+def test_a_failed_download_is_one_line() -> None:
+  """Preparing offline (TFDS's DownloadError) is one line saying where to prepare it, not a traceback."""
+  from unittest import mock
+
+  import tensorflow_datasets as tfds
+
+  failed = tfds.download.DownloadError("Failed to get url https://example.org/lm1b.tar.gz.\nHTTP code: 403.")
+  with mock_lm1b(), mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=failed):
+    with pytest.raises(UserError, match="cannot download or prepare it .Failed to get url.*tfds_data_dir") as info:
+      list(corpus.read_pieces(tfds_text.TfdsText("lm1b"), False))
+  assert "\n" not in str(info.value)

@@ -96,6 +96,91 @@ def test_bad_input_exits_2_with_one_error_line(bad_runs, case: str) -> None:
   assert "Traceback" not in run.stderr + run.stdout
 
 
+# case -> (arguments, what the error line must contain): mistakes train.py finds before JAX loads.
+BAD_FLAGS = {
+    "dim_abc": (["--config.dim=abc"], "--config.dim=abc"),
+    "dim_1.5": (["--config.dim=1.5"], "--config.dim=1.5"),
+    "alpha_fast": (["--config.alpha=fast"], "--config.alpha=fast"),
+    "lowercase_maybe": (["--config.lowercase=maybe"], "--config.lowercase=maybe"),
+    "unknown_field": (["--config.nope=3"], "no config field 'nope'"),
+    "extra_argument": (["extra"], "unexpected arguments 'extra'"),
+    "missing_config": (["--config=configs/nope.py"], "configs/nope.py: no such config file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FLAGS))
+def test_bad_flag_exits_2_with_one_error_line(tmp_path, case: str) -> None:
+  """A bad flag value, config field, config file or argument: status 2 and one 'error:' line (absl's own handler
+  exits 1 with its usage text), and no workdir made."""
+  args, expected = BAD_FLAGS[case]
+  run = subprocess.run(train_command(str(tmp_path / "run"), *args), cwd=REPO, env=subprocess_env(),
+                       capture_output=True, text=True, timeout=120, check=False)
+  lines = meaningful_lines(run.stderr)
+  assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+  assert expected in lines[0]
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("block_length", 0, r"config\.block_length=0 must be > 2 \* window"),  # was a ZeroDivisionError
+    ("seed", 10**23, r"config\.seed=100000000000000000000000 must be in \[-2\*\*63, 2\*\*63\)"),  # OverflowError later
+    ("coordinator_timeout_secs", 0, r"config\.coordinator_timeout_secs=0 must be >= 1"),
+])
+def test_values_that_failed_later_are_refused_up_front(tiny_config, field: str, value: int, message: str) -> None:
+  """validate_config refuses them in one line, before the vocabulary is written."""
+  from w2v_jax import trainer
+  from w2v_jax.errors import UserError
+
+  tiny_config[field] = value
+  with pytest.raises(UserError, match=message):
+    trainer.validate_config(tiny_config)
+
+
+def test_tables_too_large_for_memory_are_refused_before_allocation(tiny_config) -> None:
+  """dim=1e9 is refused in one line naming dim and max_vocab_size (it was XLA's RESOURCE_EXHAUSTED)."""
+  from w2v_jax import trainer
+  from w2v_jax.errors import UserError
+
+  tiny_config.dim = 10**9
+  with pytest.raises(UserError, match=r"config\.dim=1000000000 with 1000 words needs about [\d,.]+ GiB .* "
+                                      r"are 7,451 GiB.*--config\.max_vocab_size"):
+    trainer.check_memory(tiny_config, 1000)
+  tiny_config.dim = 16
+  trainer.check_memory(tiny_config, 1000)
+
+
+def test_tables_are_checked_against_an_accelerators_memory(tiny_config, monkeypatch) -> None:
+  """On a device that reports its memory (GPU, TPU) the check is per device: twice the tables and a step's buffers."""
+  from w2v_jax import trainer
+  from w2v_jax.errors import UserError
+
+  class Device:
+    platform = "gpu"
+
+    def memory_stats(self) -> dict:
+      return {"bytes_limit": 1 << 30}
+
+  monkeypatch.setattr(trainer.jax, "local_devices", lambda: [Device(), Device()])
+  tiny_config.dim = 100
+  trainer.check_memory(tiny_config, 500_000)  # 0.4 GiB of tables: 0.8 GiB with evaluation's copy
+  with pytest.raises(UserError, match=r"with 1000000 words needs about 1\.5 GiB .* but a gpu device holds 1\.0 GiB"):
+    trainer.check_memory(tiny_config, 1_000_000)
+
+
+@pytest.mark.parametrize("summary, status", [({"stopped_at_step": 3}, 75), ({"steps": 9}, 0)])
+def test_train_py_exits_75_when_stopped_and_0_when_finished(tmp_path, summary: dict, status: int) -> None:
+  """A run stopped by SIGTERM (checkpointed, resumable) and a finished run exit differently: train.py's mapping
+  of the trainer's summary, with a stand-in trainer (test_checkpointing sends the real SIGTERM)."""
+  stand_in = ("import runpy, sys, types, w2v_jax\n"
+              "fake = types.ModuleType('w2v_jax.trainer')\n"
+              f"fake.train_and_evaluate = lambda config, workdir: {summary!r}\n"
+              "sys.modules['w2v_jax.trainer'] = w2v_jax.trainer = fake\n"
+              "runpy.run_path('train.py', run_name='__main__')\n")
+  run = subprocess.run([sys.executable, "-c", stand_in, "--config", "configs/tiny.py", f"--workdir={tmp_path}"],
+                       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+  assert run.returncode == status, run.stderr
+
+
 # Words of the bundled WordSim-353 and SimLex-999 pairs, so the final evaluation has pairs to score.
 GROUPS = [
     "love sex tiger cat book paper computer keyboard internet plane car train telephone communication "
@@ -223,3 +308,54 @@ def test_update_size_becomes_whole_blocks_per_device(tiny_config) -> None:
   config.batch_size, config.update_size = 384, 64  # 6 blocks: updates of 4 blocks on 4 devices cannot divide it
   with pytest.raises(UserError, match="update_size"):
     trainer.update_blocks(config, 4)
+
+
+def test_shape_blocks_are_whole_updates_of_at_most_curvature_every_tokens(tiny_config) -> None:
+  """The shape group holds the most whole updates within curvature_every tokens (at least one) that divide the
+  batch's updates; 0 means once per step."""
+  from w2v_jax import trainer
+
+  config = tiny_config
+  config.batch_size, config.block_length = 12 * 64, 64  # 12 blocks
+  config.curvature_every = 0
+  assert trainer.shape_blocks(config, 1) == 12
+  config.curvature_every = 5 * 64  # 5 one-block updates fit, but 5 does not divide 12: 4
+  assert trainer.shape_blocks(config, 1) == 4
+  assert trainer.shape_blocks(config, 2) == 4  # 2 updates of 2 blocks
+  config.curvature_every = 64  # smaller than an update: a fresh shape per update
+  assert trainer.shape_blocks(config, 3) == 3
+  config.curvature_every = 1 << 20  # more than the batch: once per step
+  assert trainer.shape_blocks(config, 2) == 12
+
+
+def test_progress_eta_counts_only_the_words_trained_since_a_resume(tmp_path, capsys):
+  """After a resume the ETA and words/s count the words trained by this process only."""
+  from w2v_jax.trainer import Progress
+
+  progress = Progress(str(tmp_path), total_words=1000, start_words=500)
+  progress.start = progress.last_time = progress.start - 10  # 100 words in 10 s since the resume, 400 to go
+  progress.report(step=1, epoch=0, epochs=1, words=600, loss=1.0, lr=0.01)
+  progress.close()
+  line = capsys.readouterr().out
+  assert "ETA 0m40s" in line and " 60.0%" in line
+  assert "0.0k words/s" in line  # 100 words in 10 s, not 600 words
+
+
+def test_progress_close_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+  """TensorBoard events that cannot be flushed (ENOSPC) are a UserError, and tensorboardX's exit hook stays quiet."""
+  import errno
+
+  from w2v_jax.errors import UserError
+  from w2v_jax.trainer import Progress
+
+  progress = Progress(str(tmp_path), total_words=10, start_words=0)
+  progress.writer.add_scalar("x", 1.0, 0)
+  event_writer = progress.writer.file_writer.event_writer
+
+  def full(*args):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(event_writer, "flush", full)
+  with pytest.raises(UserError, match="cannot write TensorBoard events in .*No space left on device"):
+    progress.close()
+  assert event_writer._closed  # the atexit cleanup would otherwise flush again and print a traceback

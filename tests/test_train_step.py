@@ -503,6 +503,33 @@ def test_sequential_updates_equal_successive_updates() -> None:
   assert not np.allclose(np.asarray(one_update.input), np.asarray(got.input), atol=1e-4)  # the order matters
 
 
+def test_each_shape_group_estimates_its_shape_from_the_tables_it_sees() -> None:
+  """make_train_step(cfg, 1, 2) re-estimates the curvature shape before each pair of one-block updates, from the
+  tables the previous updates left (a shape of the step's start would be stale for large updates)."""
+  cfg = StepConfig("skipgram", WINDOW, NEGATIVE, damping=2.0, curvature_rank=2)
+  pieces_cfg = StepConfig("skipgram", WINDOW, NEGATIVE)
+  sampler = make_sampler(COUNTS, negative=NEGATIVE, curvature_words=4)
+  tokens = np.concatenate([make_batch(4)[0], make_batch(5)[0]])  # 4 blocks
+  key = jax.random.key(5)
+  shrink, negatives = draw(pieces_cfg, key, tokens, sampler)
+  update = jax.jit(train_step.update_step, static_argnums=0)
+  tables, metrics = make_tables(4), jnp.zeros(2, jnp.float32)
+  for first in (0, 2):
+    shape = curvature_shape(pieces_cfg, tables, sampler)
+    for block in (first, first + 1):
+      group = slice(block, block + 1)
+      tables, metrics = update(cfg, shape, tables, metrics, tokens[group], shrink[group], negatives[group],
+                               np.float32(LR))
+  got, got_metrics = make_train_step(cfg, 1, 2)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR),
+                                                key, sampler)
+  np.testing.assert_allclose(np.asarray(got.input), np.asarray(tables.input), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(got.output), np.asarray(tables.output), atol=1e-6)
+  np.testing.assert_allclose(np.asarray(got_metrics), np.asarray(metrics), rtol=1e-5)
+  one_shape, _ = make_train_step(cfg, 1)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key,
+                                         sampler)
+  assert not np.allclose(np.asarray(one_shape.output), np.asarray(got.output), atol=1e-5)  # the fresh shape matters
+
+
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_grouped_negatives_equal_per_center_negatives(model: str) -> None:
   """Negatives shared by a group of G centers give each center the gradients and curvature weights of drawing

@@ -161,3 +161,19 @@ def test_shares_partition_the_pieces(write_corpus) -> None:
   whole = list(corpus.read_pieces([path], False, piece_bytes=64))
   parts = [list(corpus.read_pieces([path], False, piece_bytes=64, share=(3, i))) for i in range(3)]
   assert sorted(p for part in parts for p in part) == sorted(whole) and len(parts[2]) > 10
+
+
+@pytest.mark.parametrize("damage", ["empty_tsv", "bad_line", "no_json"])
+def test_load_of_a_damaged_vocabulary_is_one_line(tmp_path, damage: str) -> None:
+  """vocab.tsv emptied, holding a bad line, or without its vocab.json is a one-line UserError naming vocab.tsv
+  (not a ZeroDivisionError later, or a ValueError)."""
+  Vocab(["a", "b"], np.array([3, 1], np.int64), 4).save(str(tmp_path))
+  if damage == "empty_tsv":
+    (tmp_path / "vocab.tsv").write_text("")
+  elif damage == "bad_line":
+    (tmp_path / "vocab.tsv").write_text("a\t3\nb\tmany\n")
+  else:
+    (tmp_path / "vocab.json").unlink()
+  with pytest.raises(UserError, match="vocab.tsv: damaged") as info:
+    Vocab.load(str(tmp_path))
+  assert "\n" not in str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
 import gzip
 
 import numpy as np
@@ -41,6 +43,39 @@ def test_writing_in_pieces_changes_no_byte(tmp_path, monkeypatch, binary: bool) 
   monkeypatch.setattr(word2vec_format, "VALUES_PER_WRITE", 2 * vectors.shape[1])  # 2 rows per write, 3 writes
   write_word2vec(tmp_path / "pieces", WORDS, vectors, binary=binary)
   assert (tmp_path / "pieces").read_bytes() == (tmp_path / "whole").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_full_disk_keeps_the_previous_file(tmp_path, monkeypatch, suffix: str) -> None:
+  """A disk that fills up in the middle of a write: one UserError line, the previous vectors file intact, and no
+  temporary file left behind."""
+  path = tmp_path / f"vectors.bin{suffix}"
+  write_word2vec(path, WORDS, random_vectors(), binary=True)
+  before = path.read_bytes()
+
+  real_open = open
+
+  def full_disk_open(name, mode="r", *args, **kwargs):
+    f = real_open(name, mode, *args, **kwargs)
+    if "w" not in mode:
+      return f
+    real_write, written = f.write, []
+
+    def write(data):
+      written.append(len(data))
+      if sum(written) > 40:
+        raise OSError(errno.ENOSPC, "No space left on device")
+      return real_write(data)
+
+    f.write = write
+    return f
+
+  monkeypatch.setattr(builtins, "open", full_disk_open)
+  monkeypatch.setattr(word2vec_format, "VALUES_PER_WRITE", 7)  # a row per write: the failure comes mid-file
+  with pytest.raises(UserError, match=r"vectors\.bin(\.gz)?: no space left on the device; the previous file"):
+    write_word2vec(path, WORDS, random_vectors(seed=1), binary=True)
+  assert path.read_bytes() == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_binary_layout_matches_word2vec_c(tmp_path) -> None:
@@ -168,3 +203,11 @@ def test_bad_binary_files(tmp_path, content: bytes, message: str) -> None:
 def test_missing_file(tmp_path) -> None:
   with pytest.raises(UserError, match=r"nope\.bin: vectors file not found"):
     read_word2vec(tmp_path / "nope.bin")
+
+
+def test_damaged_gzip_is_one_line(tmp_path) -> None:
+  """A .gz whose deflate data is invalid (zlib.error, not an OSError) is a UserError naming the file."""
+  path = tmp_path / "vectors.txt.gz"
+  path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\x07" + bytes(16))  # a reserved block type
+  with pytest.raises(UserError, match="vectors.txt.gz: cannot read vectors file, damaged"):
+    read_word2vec(path)

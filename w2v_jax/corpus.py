@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import bz2
 import dataclasses
 import glob
 import gzip
+import hashlib
 import io
 import itertools
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from importlib import resources
 from typing import Protocol
@@ -21,6 +25,14 @@ BUNDLED_CORPUS = str(resources.files("w2v_jax") / "data" / "wiki_slice.txt.gz")
 # Pieces are about this many bytes; lines longer than this are cut at whitespace.
 PIECE_BYTES = 1 << 20
 WHITESPACE = b" \t\n\r\x0b\x0c"  # what bytes.split() splits on
+# A file's fingerprint hashes this many evenly spaced pieces (first and last included) of this many bytes.
+SAMPLES, SAMPLE_BYTES = 16, 64 << 10
+# check_text judges a file by this many of its first (decompressed) bytes.
+SNIFF_BYTES = 1 << 20
+# What a damaged or unreadable compressed file raises while it is opened or read.
+READ_ERRORS = (OSError, EOFError, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+# Leading bytes of compressed formats, to hint at a misnamed file.
+_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz", b"PK\x03\x04": ".zip"}
 
 
 @dataclasses.dataclass
@@ -78,11 +90,54 @@ def host_files(files: list[str], num_hosts: int, index: int) -> list[str]:
   return mine
 
 
+def fingerprint(path: str) -> dict:
+  """A file's absolute path, size, modification time and sha256 of SAMPLES evenly spaced SAMPLE_BYTES pieces
+  (of all of it when smaller): catches edits that keep the size, at the cost of ~1 MB read whatever the size."""
+  try:
+    stat = os.stat(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+      if stat.st_size <= SAMPLES * SAMPLE_BYTES:
+        digest.update(f.read())
+      else:
+        for i in range(SAMPLES):
+          f.seek(i * (stat.st_size - SAMPLE_BYTES) // (SAMPLES - 1))
+          digest.update(f.read(SAMPLE_BYTES))
+  except OSError as e:
+    raise UserError(f"corpus {path}: cannot read it ({e.strerror})") from None
+  return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+          "sample_sha256": digest.hexdigest()}
+
+
 def identity(source: list[str] | TextSource) -> list:
-  """What a vocabulary is built from, to decide whether it can be reused: files' paths and sizes, or a dataset."""
+  """What a vocabulary is built from, to decide whether it can be reused: the files' fingerprints, or a dataset."""
   if isinstance(source, list):
-    return [[os.path.abspath(f), os.path.getsize(f)] for f in source]
+    return [fingerprint(f) for f in source]
   return source.identity()
+
+
+def content_identity(identity: list) -> list:
+  """An identity without the files' modification times: what a checkpoint must match to resume (a touched but
+  unchanged corpus resumes, after its vocabulary and token cache are rebuilt and found the same)."""
+  return [{k: v for k, v in f.items() if k != "mtime_ns"} if isinstance(f, dict) else f for f in identity]
+
+
+def check_text(files: list[str]) -> None:
+  """Refuses a file that is plainly not UTF-8 text (binary, UTF-16, misnamed compressed data): more than 1% of its
+  first SNIFF_BYTES (decompressed) are NUL bytes or invalid UTF-8 sequences, and more than 8 (so a short file
+  with a stray bad byte passes)."""
+  for path in files:
+    chunks = _file_chunks(path, SNIFF_BYTES)
+    head = next(chunks, b"")
+    chunks.close()
+    text = head.decode("utf-8", errors="replace")
+    bad = head.count(b"\0") + text.count("\ufffd") - head.count("\ufffd".encode())
+    if bad > max(len(head) // 100, 8):
+      hint = next((f"; it looks like {ext} data: name it *{ext}" for magic, ext in _MAGIC.items()
+                   if head.startswith(magic) and not path.endswith(ext)), "")
+      raise UserError(f"corpus {path}: not UTF-8 text ({bad} of its first {len(head)} bytes are NUL or invalid "
+                      f"UTF-8{hint}); point --config.corpus at text, or set --config.allow_binary_corpus=True "
+                      "to read it anyway")
 
 
 def describe(source: list[str] | TextSource) -> str:
@@ -93,14 +148,21 @@ def describe(source: list[str] | TextSource) -> str:
 
 
 def _open_binary(path: str) -> io.BufferedIOBase:
-  """Opens plain, gzip or single-member zip files as a binary stream."""
+  """Opens plain, gzip, bzip2, xz or single-member zip files as a binary stream."""
   if path.endswith(".gz"):
     return gzip.open(path, "rb")
+  if path.endswith(".bz2"):
+    return bz2.open(path, "rb")
+  if path.endswith(".xz"):
+    return lzma.open(path, "rb")
   if path.endswith(".zip"):
     archive = zipfile.ZipFile(path)
     members = [m for m in archive.infolist() if not m.is_dir()]
     if len(members) != 1:
       raise UserError(f"corpus {path}: a .zip must hold exactly one text file, found {len(members)}")
+    if members[0].flag_bits & 0x1:
+      raise UserError(f"corpus {path}: the .zip is password-protected; extract it and point --config.corpus at "
+                      "the text")
     return archive.open(members[0])
   return open(path, "rb")
 
@@ -140,17 +202,23 @@ def _file_chunks(path: str, chunk_bytes: int) -> Iterator[bytes]:
   """A file's bytes (decompressed) in chunks, with read errors as UserErrors."""
   try:
     stream = _open_binary(path)
-  except (OSError, zipfile.BadZipFile) as e:
-    raise UserError(f"corpus {path}: cannot read it ({e})") from None
+  except READ_ERRORS as e:
+    raise UserError(f"corpus {path}: cannot read it ({_first_line(e)})") from None
   with stream:
     while True:
       try:
         chunk = stream.read(chunk_bytes)
-      except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise UserError(f"corpus {path}: damaged or truncated file ({e})") from None
+      except READ_ERRORS as e:
+        raise UserError(f"corpus {path}: damaged or truncated file ({_first_line(e)}); replace it with a good "
+                        "copy") from None
       if not chunk:
         return
       yield chunk
+
+
+def _first_line(error: Exception) -> str:
+  """An exception's message on one line (its type when empty)."""
+  return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _raw_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:

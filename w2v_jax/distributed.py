@@ -9,6 +9,9 @@ nothing) so every host calls the collective step equally often.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from typing import NamedTuple
 
 import jax
@@ -38,19 +41,52 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 
 def initialize(config: ml_collections.ConfigDict) -> None:
-  """Joins the other processes through jax.distributed, before anything touches a device.
+  """Joins the other processes through jax.distributed, before anything touches a device, waiting at most
+  config.coordinator_timeout_secs.
 
   'auto' lets JAX detect the cluster (TPU pod, SLURM, ...). On CPU, JAX 0.10's default cross-process
-  collectives (gloo) need no setting.
+  collectives (gloo) need no setting. JAX aborts the process in C++ when its own timeout passes, so a watchdog
+  thread ends the wait first, with one error line and status 2 (nothing is written before this point).
   """
   check_config(config)
-  if not config.coordinator_address:
+  address, timeout = config.coordinator_address, config.coordinator_timeout_secs
+  if not address:
     return
-  if config.coordinator_address == AUTO:
-    jax.distributed.initialize(num_processes=config.num_processes or None,
-                               process_id=config.process_id if config.process_id >= 0 else None)
-  else:
-    jax.distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
+  who = "the detected cluster's coordinator" if address == AUTO else f"coordinator {address}"
+  if config.process_id >= 0:
+    who += f" (process {config.process_id} of {config.num_processes})"
+  print(f"connecting to {who}, up to {timeout} s", flush=True)
+  watchdog = threading.Timer(timeout, _give_up, [f"no answer from {who} within {timeout} s (config."
+                                                 "coordinator_timeout_secs): start every process, check "
+                                                 "coordinator_address (process 0's host:port) and the network"])
+  watchdog.daemon = True
+  watchdog.start()
+  try:
+    if address == AUTO:
+      jax.distributed.initialize(num_processes=config.num_processes or None,
+                                 process_id=config.process_id if config.process_id >= 0 else None,
+                                 initialization_timeout=timeout + _JAX_TIMEOUT_MARGIN_SECS)
+    else:
+      jax.distributed.initialize(address, config.num_processes, config.process_id,
+                                 initialization_timeout=timeout + _JAX_TIMEOUT_MARGIN_SECS)
+  except ValueError as e:  # 'auto' outside a cluster JAX can detect
+    raise UserError(f"config.coordinator_address={address!r}: {e} (no TPU pod or SLURM job detected); give "
+                    "process 0's host:port with num_processes and process_id") from None
+  except jax.errors.JaxRuntimeError as e:  # process 0 cannot serve on the address (port in use, bad host)
+    raise UserError(f"config.coordinator_address={address!r}: {str(e).splitlines()[0]}; give a free port on "
+                    "process 0's host") from None
+  finally:
+    watchdog.cancel()
+
+
+# JAX's own wait is longer than the watchdog's, so that the watchdog, not JAX's abort, ends it.
+_JAX_TIMEOUT_MARGIN_SECS = 60
+
+
+def _give_up(message: str) -> None:
+  """The watchdog's end: one error line and exit status 2, as UserError (the main thread is blocked in C++)."""
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  os._exit(2)
 
 
 def is_main() -> bool:

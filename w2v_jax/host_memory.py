@@ -40,6 +40,8 @@ def use_huge_pages(*arrays: jax.Array) -> int:
   madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
   done = 0
   for array in arrays:
+    if not array.is_fully_addressable:  # a multi-host array: its shards may not be plain buffers of this host
+      continue
     for shard in array.addressable_shards:
       if shard.data.devices().pop().platform != "cpu":
         continue

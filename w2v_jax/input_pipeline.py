@@ -9,13 +9,16 @@ blocks, so for the same stream they yield identical batches: {"tokens": int32 [B
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
 from w2v_jax import corpus, sampling
+from w2v_jax.atomic_file import atomic_write
 from w2v_jax.vocab import Vocab
 
 SEP, OOV = -1, -2
@@ -41,13 +44,47 @@ def tokenize(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool
 
 
 def write_token_cache(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool, path: str) -> TokenCache:
-  """Tokenizes the corpus once into a raw int32 file (4 bytes a token, any size)."""
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
+  """Tokenizes the corpus once into a raw int32 file (4 bytes a token, any size), and its record beside it
+  (path.json: token count and CRC-32, see check_token_cache). On any failure no partial file is left, and a
+  failed write (a full disk) is one UserError line."""
+  tokens, crc = 0, 0
+  with atomic_write(path, "wb") as f:
     for ids in tokenize_pieces(files, vocab, lowercase):
-      ids.tofile(f)
-  os.replace(tmp, path)
+      data = ids.tobytes()
+      f.write(data)
+      tokens, crc = tokens + len(ids), zlib.crc32(data, crc)
+    with atomic_write(path + ".json") as record:  # replaced first: a new record with the old cache never passes
+      json.dump({"tokens": tokens, "crc32": crc}, record)
   return read_token_cache(path)
+
+
+def check_token_cache(paths: list[str], vocab_size: int, chunk_tokens: int = 1 << 22) -> str | None:
+  """Why the token cache files cannot be reused (None: they can): a file or its record missing, a length other
+  than its record's, an id outside [OOV, vocab_size), or a CRC-32 other than its record's. Reads every file."""
+  for path in paths:
+    name = os.path.basename(path)
+    try:
+      with open(path + ".json") as f:
+        record = json.load(f)
+      tokens, crc = int(record["tokens"]), int(record["crc32"])
+    except (OSError, ValueError, KeyError, TypeError):
+      return f"{name}.json (its length and checksum) is missing or unreadable"
+    try:
+      size = os.path.getsize(path)
+      if size != 4 * tokens:
+        return f"{name} holds {size} bytes, not the {4 * tokens} ({tokens} tokens) it was written with"
+      actual = 0
+      with open(path, "rb") as f:
+        while chunk := f.read(4 * chunk_tokens):
+          ids = np.frombuffer(chunk, np.int32)
+          if ids.min() < OOV or ids.max() >= vocab_size:
+            return f"{name} holds ids outside [{OOV}, {vocab_size})"
+          actual = zlib.crc32(chunk, actual)
+    except OSError as e:
+      return f"{name} cannot be read ({e.strerror})"
+    if actual != crc:
+      return f"{name} does not match its checksum"
+  return None
 
 
 class TokenCache:

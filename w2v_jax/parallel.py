@@ -180,32 +180,38 @@ def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, shape: Curvature, 
   return body(shape, tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
 
 
-def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, tables: Tables,
-                        metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, blocks_per_shape: int,
+                        tables: Tables, metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
   """train_step.train_step with each update's blocks split over the mesh.
 
   The randomness is the global draw, as on one device. The groups are re-split so every device holds
   its part of each group (an all-to-all of token ids and draws only).
   """
   shrink, negatives = train_step.draw(cfg, key, tokens, sampler)
-  shape = train_step.curvature_shape(cfg, tables, sampler)
   by_group = NamedSharding(mesh, P(None, AXIS))
-  return train_step.scan_updates(
-      functools.partial(parallel_update, cfg, mesh, layout, shape), blocks_per_update, tables, metrics, tokens, shrink,
-      negatives, lr, place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
+  place = lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group)  # noqa: E731
+
+  def shaped_updates(tables, metrics, tokens, shrink, negatives, lr):
+    shape = train_step.curvature_shape(cfg, tables, sampler)
+    return train_step.scan_updates(functools.partial(parallel_update, cfg, mesh, layout, shape), blocks_per_update,
+                                   tables, metrics, tokens, shrink, negatives, lr, place=place)
+
+  return train_step.scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr,
+                                 place=place)
 
 
-def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0) -> Callable:
+def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0,
+                             blocks_per_shape: int = 0) -> Callable:
   """The jitted data-parallel step, signature of make_train_step's: tables and metrics donated.
 
   tokens [B, L] are split along B (B and blocks_per_update divisible by the mesh size; on several
   hosts pass the global batch as one jax.Array); the rest is replicated. Tables come from
-  shard_tables (padded if sharded). blocks_per_update as in train_step.make_train_step.
+  shard_tables (padded if sharded). blocks_per_update and blocks_per_shape as in train_step.make_train_step.
   """
   tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
   replicated = NamedSharding(mesh, P())
   return jax.jit(
-      functools.partial(parallel_train_step, cfg, mesh, layout, blocks_per_update),
+      functools.partial(parallel_train_step, cfg, mesh, layout, blocks_per_update, blocks_per_shape),
       in_shardings=(tables_sharding, replicated, batch_sharding(mesh), replicated, replicated,
                     replicated),
       out_shardings=(tables_sharding, replicated),

@@ -51,6 +51,14 @@ class TfdsText:
     except (ValueError, KeyError) as e:
       raise UserError(f"corpus {PREFIX}{self.name}: cannot read split {self.split!r} ({e}); "
                       "set --config.tfds_split") from None
+    except (tfds.download.DownloadError, OSError) as e:  # offline, a blocked URL, a full disk under data_dir
+      first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+      raise UserError(f"corpus {PREFIX}{self.name}: cannot download or prepare it ({first}); prepare it where there "
+                      "is network (`tfds build NAME --data_dir=DIR`) and pass --config.tfds_data_dir=DIR") from None
+    except ImportError as e:  # a package only this dataset's preparation needs (e.g. apache_beam for wiki40b)
+      missing = e.name or str(e)
+      raise UserError(f"corpus {PREFIX}{self.name}: preparing it needs the Python package {missing}: "
+                      f"pip install {missing}") from None
     ds = ds.map(lambda example: example[self.text_key]).batch(_RECORDS_PER_BATCH)
     for texts in ds.as_numpy_iterator():
       yield b"\n".join(texts) + b"\n"

@@ -310,19 +310,28 @@ def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Ar
   return tables, metrics
 
 
-def train_step(cfg: StepConfig, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array, lr,
-               key: jax.Array, sampler: Sampler):
-  """One step on a batch of blocks: draws its randomness and curvature shape, then applies them as sequential
-  updates of blocks_per_update blocks each (0: one update of the whole batch)."""
+def train_step(cfg: StepConfig, blocks_per_update: int, blocks_per_shape: int, tables: Tables, metrics: jax.Array,
+               tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+  """One step on a batch of blocks: draws its randomness, then for each group of blocks_per_shape blocks (0: the
+  batch) estimates the curvature shape from the current tables and applies sequential updates of
+  blocks_per_update blocks each (0: one update of the group) with it.
+
+  The shape is a statistic of the tables, so it must not be older than about one large update: 16 updates of
+  65,536 tokens sharing the shape of their step's start diverged while the output table grew from zero.
+  """
   shrink, negatives = draw(cfg, key, tokens, sampler)
-  shape = curvature_shape(cfg, tables, sampler)
-  return scan_updates(functools.partial(update_step, cfg, shape), blocks_per_update, tables, metrics, tokens,
-                      shrink, negatives, lr)
+
+  def shaped_updates(tables, metrics, tokens, shrink, negatives, lr):
+    shape = curvature_shape(cfg, tables, sampler)
+    return scan_updates(functools.partial(update_step, cfg, shape), blocks_per_update, tables, metrics, tokens,
+                        shrink, negatives, lr)
+
+  return scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr)
 
 
-def make_train_step(cfg: StepConfig, blocks_per_update: int = 0):
+def make_train_step(cfg: StepConfig, blocks_per_update: int = 0, blocks_per_shape: int = 0):
   """The jitted train_step with tables and metrics donated, so the scatters update them in place."""
-  return jax.jit(functools.partial(train_step, cfg, blocks_per_update), donate_argnums=(0, 1))
+  return jax.jit(functools.partial(train_step, cfg, blocks_per_update, blocks_per_shape), donate_argnums=(0, 1))
 
 
 def compile_ahead(step: Callable, *example_args) -> Callable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from typing import NamedTuple
 
@@ -29,7 +31,9 @@ from w2v_jax import (
   parallel,
   tfds_text,
   word2vec_format,
+  workdir_lock,
 )
+from w2v_jax.atomic_file import atomic_write
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables, Word2Vec
@@ -74,9 +78,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (resolve_alpha(config) > 0, "alpha", "must be > 0"),
       (0 <= config.min_alpha <= resolve_alpha(config), "min_alpha", "must be in [0, alpha]"),
       (config.block_length > 2 * config.window, "block_length", "must be > 2 * window"),
-      (config.batch_size >= config.block_length and config.batch_size % config.block_length == 0,
+      (config.batch_size >= config.block_length and config.batch_size % max(config.block_length, 1) == 0,
        "batch_size", f"must be a positive multiple of block_length ({config.block_length})"),
-      (config.update_size >= 0 and config.update_size % config.block_length == 0
+      (config.update_size >= 0 and config.update_size % max(config.block_length, 1) == 0
        and (config.update_size >= config.batch_size or config.batch_size % max(config.update_size, 1) == 0),
        "update_size", "must be 0 or a multiple of block_length that divides batch_size (or exceeds it: one update)"),
       (config.num_devices >= 0, "num_devices", "must be >= 0 (0: all devices)"),
@@ -84,11 +88,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.damping >= 0, "damping", "must be >= 0 (0: plain summed SGD)"),
       (config.curvature_rank >= 0, "curvature_rank", "must be >= 0 (0, or dim and above: every direction)"),
       (config.curvature_words >= 1, "curvature_words", "must be >= 1"),
+      (config.curvature_every >= 0, "curvature_every", "must be >= 0 (0: once per step)"),
       (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
       (config.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0 (0: not by steps)"),
       (config.checkpoint_every_secs >= 0, "checkpoint_every_secs", "must be >= 0 (0: not by time)"),
       (config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
       (config.input in ("tfdata", "numpy"), "input", "must be 'tfdata' or 'numpy'"),
+      (-(2**63) <= config.seed < 2**63, "seed", "must be in [-2**63, 2**63) (jax.random.key's range)"),
+      (config.coordinator_timeout_secs >= 1, "coordinator_timeout_secs", "must be >= 1"),
   ]
   for ok, field, what in checks:
     if not ok:
@@ -107,16 +114,25 @@ def prepare_workdir(workdir: str) -> None:
     raise UserError(f"workdir {workdir!r} is not writable ({e.strerror}); choose another --workdir") from None
 
 
+def _quiet_event_writer_errors(args: threading.ExceptHookArgs) -> None:
+  """Drops the OSError (a full disk) that kills tensorboardX's writer thread: Progress.close reports it in one
+  line. Anything else goes to the default hook."""
+  if type(args.thread).__name__ == "_EventLoggerThread" and issubclass(args.exc_type, OSError):
+    return
+  threading.__excepthook__(args)
+
+
 class Progress:
   """A live progress line on the terminal, and the same metrics as TensorBoard events."""
 
-  def __init__(self, workdir: str, total_words: int):
+  def __init__(self, workdir: str, total_words: int, start_words: int):
     from tensorboardX import SummaryWriter
 
     self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
-    self.total_words = total_words
+    threading.excepthook = _quiet_event_writer_errors
+    self.total_words, self.start_words = total_words, start_words  # start_words: trained before a resume
     self.start = time.time()
-    self.last_time, self.last_words = self.start, 0
+    self.last_time, self.last_words = self.start, start_words
     self.tty = sys.stdout.isatty()
 
   def report(self, step: int, epoch: int, epochs: int, words: int, loss: float, lr: float) -> None:
@@ -124,7 +140,7 @@ class Progress:
     rate = (words - self.last_words) / max(now - self.last_time, 1e-9)
     self.last_time, self.last_words = now, words
     done = words / self.total_words
-    eta = (now - self.start) / max(done, 1e-9) * (1 - done)
+    eta = (now - self.start) / max(words - self.start_words, 1) * (self.total_words - words)
     line = (f"epoch {epoch + 1}/{epochs}  {100 * done:5.1f}%  {rate / 1e3:7.1f}k words/s  "
             f"loss {loss:.4f}  lr {lr:.5f}  ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
     print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", flush=True)
@@ -140,9 +156,17 @@ class Progress:
     self.writer.flush()
 
   def close(self) -> None:
+    """Flushes the events; a failed write (a full disk) is one line, as for the other outputs."""
     if self.tty:
       print()
-    self.writer.close()
+    try:
+      self.writer.close()
+    except OSError as e:
+      event_writer = self.writer.file_writer.event_writer
+      event_writer._closed = True  # so tensorboardX's exit hook does not retry and print
+      event_writer._worker.stop()  # its thread ends (its own write errors are dropped, see above)
+      raise UserError(f"cannot write TensorBoard events in {self.writer.logdir} ({e.strerror or e}); "
+                      "free space and run the same command to resume") from None
 
 
 def epoch_batches(config, vocab: Vocab, stream: input_pipeline.TokenCache, epoch: int, start_index: int, start_pos: int,
@@ -165,29 +189,48 @@ def corpus_input(config, shard: tuple[int, int] = (1, 0)) -> list[str] | tfds_te
 
 
 def corpus_source(config, files: list[str] | tfds_text.TfdsText) -> dict:
-  """What a vocabulary and token cache are built from: the files (path, size) or dataset, and the vocab settings."""
+  """What a vocabulary and token cache are built from: the files' fingerprints (corpus.fingerprint) or the
+  dataset, and the vocabulary settings."""
   return {"files": corpus.identity(files), "lowercase": config.lowercase,
           "min_count": config.min_count, "max_vocab_size": config.max_vocab_size}
 
 
 def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.TokenCache]:
-  """The vocabulary and the token cache: reused when built from the same corpus and settings, else built.
+  """The vocabulary and the token cache: reused when built from the same corpus and settings and the cache
+  checks out (input_pipeline.check_token_cache: length, ids, checksum), else built, saying why.
 
   Each process reads only its share of the corpus (corpus_input): it counts it, process 0 merges the
   counts into vocab.tsv, then each tokenizes its share into its own cache file; the files in process
   order are the token stream of the whole corpus, whatever the number of processes (the workdir is shared).
   """
   whole = corpus_input(config)
+  if isinstance(whole, list) and not config.allow_binary_corpus:
+    corpus.check_text(whole)
   source = corpus_source(config, whole)
   saved = saved_source(workdir)
-  if checkpointing.has_checkpoints(workdir) and saved != source:
-    checkpointing.check_resume(saved or {}, source)  # refuse before the workdir's vocabulary is replaced
-  cache = saved_token_cache(workdir) if saved == source else []
-  if cache and all(os.path.exists(path) for path in cache):
-    vocab = Vocab.load(workdir)
-    distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and its token cache, built "
-                    "from the same corpus and vocabulary settings; skipping the counting pass")
-    return vocab, input_pipeline.read_token_cache(cache)
+  resumable = [{**s, "files": corpus.content_identity(s.get("files", []))} for s in (saved or {}, source)]
+  if checkpointing.has_checkpoints(workdir) and saved and resumable[0] != resumable[1]:
+    checkpointing.check_resume(*resumable)  # refuse before the workdir's vocabulary is replaced
+  why = None
+  if saved and saved != source:
+    changed = ["the corpus" if k == "files" else k for k in sorted(set(saved) | set(source))
+               if saved.get(k) != source.get(k)]
+    why = f"{' and '.join(changed)} changed since they were built"
+  elif saved:
+    t0 = time.time()
+    cache = saved_token_cache(workdir)
+    try:
+      vocab = Vocab.load(workdir)
+      why = input_pipeline.check_token_cache(cache, vocab.size) if cache else "no token cache is recorded"
+    except UserError as e:
+      why = str(e)
+    if why is None:
+      distributed.log(f"vocabulary: reusing {workdir}/vocab.tsv ({vocab.size} words) and its token cache (checked "
+                      f"in {time.time() - t0:.1f}s), built from the same corpus and vocabulary settings; skipping "
+                      "the counting pass")
+      return vocab, input_pipeline.read_token_cache(cache)
+  if why:
+    distributed.log(f"rebuilding the vocabulary and token cache: {why}")
   distributed.barrier("vocabulary checked")  # before process 0 replaces vocab.json
   hosts, index = jax.process_count(), jax.process_index()
   mine = corpus_input(config, (hosts, index))
@@ -243,7 +286,7 @@ def _shared(directory: str, name: str) -> str:
 def resume_identity(config, workdir: str) -> dict:
   """What must be equal for a checkpoint to be resumed: config fields, vocabulary, corpus."""
   return {**config.to_dict(), "vocab_sha256": checkpointing.file_sha256(os.path.join(workdir, "vocab.tsv")),
-          "corpus_files": saved_source(workdir)["files"]}
+          "corpus_files": corpus.content_identity(saved_source(workdir)["files"])}
 
 
 class StopRequest:
@@ -270,6 +313,48 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   """Writes vectors.txt and vectors.bin in word2vec's formats."""
   word2vec_format.write_word2vec(os.path.join(workdir, "vectors.txt"), vocab.words, vectors, binary=False)
   word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
+
+
+def check_memory(config, vocab_size: int) -> None:
+  """Refuses tables that cannot fit, in one line, before they are allocated.
+
+  A device holds both [V, D] float32 tables, as much again while the vectors are evaluated, and a step's
+  scratch (a rough bound); CPU devices share the host's memory, each holding its own copy when replicated.
+  """
+  table_bytes = 2 * vocab_size * config.dim * 4
+  update_tokens = min(config.update_size or config.batch_size, config.batch_size)
+  scratch = 4 * (vocab_size + config.dim * (16 * update_tokens + 4 * config.curvature_words + 8 * config.dim))
+  devices = jax.local_devices()[:config.num_devices or None]
+  limits = [(d.memory_stats() or {}).get("bytes_limit") for d in devices]
+  if all(limits):
+    need, have, where = 2 * table_bytes + scratch, min(limits), f"a {devices[0].platform} device holds"
+  else:
+    copies = len(devices) if config.table_layout == "replicated" else 1
+    need, have, where = (copies + 1) * table_bytes + scratch, _available_host_bytes(), "the host has available"
+  if have is not None and need > have:
+    raise UserError(f"config.dim={config.dim} with {vocab_size} words needs about {_gib(need)} (the two tables, "
+                    f"2 x words x dim x 4 bytes, are {_gib(table_bytes)}; besides: copies for evaluation and per "
+                    f"device, a step's buffers) but {where} {_gib(have)}; lower --config.dim or "
+                    "--config.max_vocab_size")
+
+
+def _gib(n: int) -> str:
+  return f"{n / 2**30:.1f} GiB" if n < 1000 * 2**30 else f"{n / 2**30:,.0f} GiB"
+
+
+def _available_host_bytes() -> int | None:
+  """The host memory available to a new allocation (Linux's MemAvailable), or None where unknown."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  try:
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  except (OSError, ValueError):
+    return None
 
 
 def make_mesh(config):
@@ -303,6 +388,17 @@ def update_blocks(config, devices: int) -> int:
   return rounded
 
 
+def shape_blocks(config, blocks_per_update: int) -> int:
+  """Blocks per curvature shape: the most whole updates that hold at most curvature_every tokens (at least one
+  update) and divide the batch's updates evenly."""
+  batch_blocks = config.batch_size // config.block_length
+  updates = batch_blocks // blocks_per_update
+  if not config.curvature_every:
+    return batch_blocks
+  most = max(1, config.curvature_every // (blocks_per_update * config.block_length))
+  return max(n for n in range(1, min(most, updates) + 1) if updates % n == 0) * blocks_per_update
+
+
 def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_alpha: float) -> float:
   """Linear decay by corpus tokens read, from the anchor (words, lr) down to min_alpha at total_words."""
   anchor_words, anchor_lr = anchor
@@ -333,10 +429,28 @@ def tables_sha256(input_table: np.ndarray, output_table: np.ndarray) -> str:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir."""
+  """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir.
+
+  Process 0 holds the workdir's lock for the whole run, so a second run on it is refused before it changes
+  anything; the processes of one multi-host run share the workdir.
+  """
   validate_config(config)
   host_memory.pin_mmap_threshold()
   distributed.initialize(config)
+  with contextlib.ExitStack() as lock:
+    refused = None
+    if distributed.is_main():
+      try:
+        lock.enter_context(workdir_lock.hold(workdir))
+      except UserError as e:
+        refused = e
+    if distributed.any_process(refused is not None)[0]:  # every process stops, not just process 0
+      raise refused or UserError(f"workdir {workdir} is in use by another run (process 0 could not lock it)")
+    return _train(config, workdir)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """train_and_evaluate's work, under the workdir's lock."""
   log = distributed.log
   multihost = jax.process_count() > 1
   prepare_workdir(workdir)
@@ -349,20 +463,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   stream = stream.head(shard.end)
   sampler = make_sampler(vocab.counts, config.ns_exponent, config.sample, config.negative, config.curvature_words)
   if distributed.is_main():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    with atomic_write(os.path.join(workdir, "config.json")) as f:
       f.write(config.to_json(indent=2))
 
   # Model and step.
+  check_memory(config, vocab.size)
   model = Word2Vec(vocab.size, config.dim, rngs=nnx.Rngs(config.seed))
   tables = model.tables()
   step_cfg = step_config(config)
   mesh = make_mesh(config)
   blocks_per_update = update_blocks(config, mesh.size)
+  blocks_per_shape = shape_blocks(config, blocks_per_update)
   host_blocks = config.batch_size // config.block_length // jax.process_count()
   if mesh.size == 1:
-    step_fn, new_metrics = make_train_step(step_cfg, blocks_per_update), lambda: jnp.zeros(2, jnp.float32)
+    step_fn = make_train_step(step_cfg, blocks_per_update, blocks_per_shape)
+    new_metrics = lambda: jnp.zeros(2, jnp.float32)  # noqa: E731
   else:
-    step_fn = parallel.make_parallel_train_step(step_cfg, mesh, config.table_layout, blocks_per_update)
+    step_fn = parallel.make_parallel_train_step(step_cfg, mesh, config.table_layout, blocks_per_update,
+                                                blocks_per_shape)
     new_metrics = lambda: parallel.replicate(jnp.zeros(2, jnp.float32), mesh)  # noqa: E731
   if multihost:  # Orbax restores into global arrays: [V, D] on every device, until shard_tables
     tables = Tables(*(parallel.replicate(x, mesh) for x in tables))
@@ -417,11 +535,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return distributed.any_process(checkpointer.due(step), stop.requested)
 
   # Train loop.
-  progress = Progress(workdir, total_words) if distributed.is_main() else None
+  progress = Progress(workdir, total_words, words_at_start) if distributed.is_main() else None
   stop = StopRequest()
   metrics = new_metrics()
   scores, start, eval_seconds = {}, time.time(), 0.0
   full = vectors = None  # the tables unsharded, and the input table on the host, at the latest epoch end
+  failed = True  # until the loop ends or stops cleanly
   try:
     while epoch < config.epochs:
       batches = epoch_batches(config, vocab, stream, epoch, *position, host_blocks * config.block_length)
@@ -457,6 +576,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           checkpointer.wait()
           log(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
               "Run the same command to resume.", flush=True)
+          failed = False
           return {"stopped_at_step": step}
       epoch, position = epoch + 1, (shard.start, shard.words_start)
       words = epoch * vocab.total_tokens
@@ -471,11 +591,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           progress.scalars("eval", scores, step)
           log(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
     jax.block_until_ready(tables)
+    failed = False
   finally:
     stop.restore()
-    checkpointer.close()
-    if progress is not None:
-      progress.close()
+    try:
+      checkpointer.close()
+    except BaseException:
+      failed = True
+      raise
+    finally:
+      if progress is not None:
+        try:
+          progress.close()
+        except UserError:
+          if not failed:  # else the first failure (a full disk at a checkpoint) is the one to report
+            raise
   elapsed = time.time() - start - eval_seconds  # training time, as the peers report it (compile included)
   if full is None:  # resumed after the last epoch: no epoch end ran here
     full = parallel.unshard_tables(tables, vocab.size)
@@ -492,7 +622,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if not distributed.is_main():
     return summary
   export_vectors(workdir, vocab, vectors)
-  with open(os.path.join(workdir, "results.json"), "w") as f:
+  with atomic_write(os.path.join(workdir, "results.json")) as f:
     json.dump({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()},
               f, indent=2)
   log(f"trained {trained} words in {elapsed:.1f}s ({summary['words_per_sec'] / 1e3:.0f}k words/s; evaluation "

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from w2v_jax import corpus
+from w2v_jax.atomic_file import atomic_write
 from w2v_jax.errors import UserError, exit_on_user_error
 from w2v_jax.word_count import WordCounts
 
@@ -42,25 +43,36 @@ class Vocab:
   def save(self, workdir: str, source: dict | None = None, token_cache: list[str] | None = None) -> None:
     """Writes vocab.tsv (word<TAB>count) and vocab.json (corpus totals, what it was built from, and the
     token cache files made with it, relative to workdir)."""
-    with open(os.path.join(workdir, "vocab.tsv"), "w", encoding="utf-8") as f:
-      f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
     stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8,
              "source": source or {}, "token_cache": token_cache or []}
-    with open(os.path.join(workdir, "vocab.json"), "w") as f:
+    with atomic_write(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
+      f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
+    with atomic_write(os.path.join(workdir, "vocab.json")) as f:
       json.dump(stats, f, indent=2)
 
   @classmethod
   def load(cls, workdir: str) -> Vocab:
-    """Reads what save() wrote."""
+    """Reads what save() wrote; a damaged pair of files (unreadable, or not holding the words vocab.json
+    counts) is a UserError."""
     words, counts = [], []
-    with open(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
-      for line in f:
-        word, count = line.rstrip("\n").rsplit("\t", 1)
-        words.append(word)
-        counts.append(int(count))
-    with open(os.path.join(workdir, "vocab.json")) as f:
-      stats = json.load(f)
-    return cls(words, np.asarray(counts, np.int64), stats["total_tokens"], stats["invalid_utf8"])
+    try:
+      with open(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
+        for line in f:
+          word, count = line.rstrip("\n").rsplit("\t", 1)
+          words.append(word)
+          counts.append(int(count))
+      with open(os.path.join(workdir, "vocab.json")) as f:
+        stats = json.load(f)
+      if len(words) != stats["words"] or not words:
+        raise ValueError(f"vocab.tsv holds {len(words)} words, vocab.json says {stats['words']}")
+      return cls(words, np.asarray(counts, np.int64), stats["total_tokens"], stats["invalid_utf8"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      if isinstance(e, OSError):
+        what = f"{os.path.basename(str(e.filename))}: {e.strerror}" if e.filename else e.strerror
+      else:
+        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+      raise UserError(f"{os.path.join(workdir, 'vocab.tsv')}: damaged or missing ({what}); "
+                      "training in this workdir rebuilds it") from None
 
 
 def _saved_stats(workdir: str) -> dict:

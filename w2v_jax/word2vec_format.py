@@ -9,12 +9,16 @@ may hold other Unicode spaces, as in fastText files.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import zlib
 from collections.abc import Sequence
+from typing import IO
 
 import numpy as np
 
+from w2v_jax.atomic_file import atomic_write
 from w2v_jax.errors import UserError
 
 _FLOAT32_LE = np.dtype("<f4")
@@ -27,12 +31,20 @@ def _open(path: str | os.PathLike, mode: str):
   return gzip.open(path, mode) if os.fspath(path).endswith(".gz") else open(path, mode)
 
 
+def _compressed(raw: IO[bytes], path: str | os.PathLike) -> contextlib.AbstractContextManager[IO[bytes]]:
+  """raw, gzip-compressing when path ends in .gz (the header names the file, not its temporary name)."""
+  if os.fspath(path).endswith(".gz"):
+    return gzip.GzipFile(os.path.basename(path), "wb", fileobj=raw)
+  return contextlib.nullcontext(raw)
+
+
 def write_word2vec(
     path: str | os.PathLike, words: Sequence[str], vectors: np.ndarray, binary: bool
 ) -> None:
   """Writes `vectors` (one row per word) in word2vec text or binary format.
 
-  Text values are written with 9 significant digits, so float32 values survive a round trip.
+  Text values are written with 9 significant digits, so float32 values survive a round trip. The file is
+  replaced whole (atomic_write): a failed write keeps the previous one and raises UserError.
   """
   vectors = np.asarray(vectors, dtype=np.float32)
   if vectors.ndim != 2 or vectors.shape[0] != len(words):
@@ -43,7 +55,7 @@ def write_word2vec(
   num_words, dim = vectors.shape
   row_format = " ".join(["%.9g"] * dim)
   step = max(1, VALUES_PER_WRITE // max(dim, 1))  # rows per write: memory stays bounded for any vocabulary
-  with _open(path, "wb") as f:
+  with atomic_write(path, "wb") as raw, _compressed(raw, path) as f:
     f.write(f"{num_words} {dim}\n".encode())
     for start in range(0, num_words, step):
       names, block = words[start:start + step], vectors[start:start + step]
@@ -60,8 +72,8 @@ def read_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
       data = f.read()
   except FileNotFoundError:
     raise UserError(f"{path}: vectors file not found") from None
-  except (OSError, EOFError) as e:
-    raise UserError(f"{path}: cannot read vectors file ({e})") from None
+  except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError; a bad deflate block is zlib's
+    raise UserError(f"{path}: cannot read vectors file, damaged or truncated ({e})") from None
   header, _, body = data.partition(b"\n")
   try:
     num_words, dim = (int(x) for x in header.split())
