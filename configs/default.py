@@ -76,8 +76,9 @@ def get_config() -> ml_collections.ConfigDict:
   # 0: once per step): the shape is a statistic of the tables, and large updates each need a fresh one.
   config.curvature_every = 65536
   # Tokens per synchronous update, applied one after another inside a step (0: the whole batch), rounded up
-  # to a block per device. Quality holds from 256 to 65,536 (BENCHMARKS.md); 256 is the faster on a CPU.
-  config.update_size = 256
+  # to a block per device. Quality holds from 256 to 262,144 (BENCHMARKS.md); on a CPU 1,024 is the fastest
+  # (the damped update's per-update work against XLA's per-op cost).
+  config.update_size = 1024
   # Tokens per block: windows never cross a block edge (~1% of pairs lost at 256; word2vec.c cuts
   # sentences at 1000 words).
   config.block_length = 256

@@ -211,3 +211,23 @@ def test_damaged_gzip_is_one_line(tmp_path) -> None:
   path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\x07" + bytes(16))  # a reserved block type
   with pytest.raises(UserError, match="vectors.txt.gz: cannot read vectors file, damaged"):
     read_word2vec(path)
+
+
+def test_a_failed_second_file_keeps_both_previous_files(tmp_path, monkeypatch) -> None:
+  """write_word2vec_files replaces the text and binary files together: a full disk while the second is written
+  leaves both previous files (not a new text file beside an old binary one) and no temporary file."""
+  text, binary = tmp_path / "vectors.txt", tmp_path / "vectors.bin"
+  word2vec_format.write_word2vec_files([(text, False), (binary, True)], WORDS, random_vectors())
+  before = text.read_bytes(), binary.read_bytes()
+  real_write_rows = word2vec_format._write_rows
+
+  def full_on_binary(f, words, vectors, is_binary):
+    if is_binary:
+      raise OSError(errno.ENOSPC, "No space left on device")
+    real_write_rows(f, words, vectors, is_binary)
+
+  monkeypatch.setattr(word2vec_format, "_write_rows", full_on_binary)
+  with pytest.raises(UserError, match=r"vectors\.bin: no space left on the device"):
+    word2vec_format.write_word2vec_files([(text, False), (binary, True)], WORDS, random_vectors(seed=1))
+  assert (text.read_bytes(), binary.read_bytes()) == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.bin", "vectors.txt"]

@@ -9,7 +9,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from w2v_jax.errors import UserError
@@ -21,6 +21,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
 
   A path that exists but is not a regular file (/dev/stdout, a pipe) is written directly.
   """
+  with atomic_writes([path], mode, **open_kwargs) as (f,):
+    yield f
+
+
+@contextlib.contextmanager
+def atomic_writes(paths: Sequence[str | os.PathLike], mode: str = "w", **open_kwargs) -> Iterator[list[IO]]:
+  """atomic_write for files that belong together (vectors.txt and vectors.bin): every one is on disk before
+  any replaces its path, so a failure leaves all the previous files, never a new one beside an old one."""
+  with contextlib.ExitStack() as stack:
+    files = [stack.enter_context(_staged(path, mode, **open_kwargs)) for path in paths]
+    yield files
+    for f in files:
+      f.flush()
+      os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _staged(path: str | os.PathLike, mode: str, **open_kwargs) -> Iterator[IO]:
+  """One file of atomic_writes: its temporary file, renamed over path when the block succeeds."""
   path = os.path.realpath(path)  # through a symlink: replace its target, not the link
   if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
     with _user_error(path, None), open(path, mode, **open_kwargs) as f:
@@ -31,8 +50,6 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     try:
       with open(tmp, mode, **open_kwargs) as f:
         yield f
-        f.flush()
-        os.fsync(f.fileno())
       os.replace(tmp, path)
     except BaseException:
       with contextlib.suppress(OSError):

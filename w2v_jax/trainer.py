@@ -310,9 +310,10 @@ class StopRequest:
 
 
 def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
-  """Writes vectors.txt and vectors.bin in word2vec's formats."""
-  word2vec_format.write_word2vec(os.path.join(workdir, "vectors.txt"), vocab.words, vectors, binary=False)
-  word2vec_format.write_word2vec(os.path.join(workdir, "vectors.bin"), vocab.words, vectors, binary=True)
+  """Writes vectors.txt and vectors.bin in word2vec's formats, replacing both together (or neither)."""
+  word2vec_format.write_word2vec_files(
+      [(os.path.join(workdir, "vectors.txt"), False), (os.path.join(workdir, "vectors.bin"), True)], vocab.words,
+      vectors)
 
 
 def check_memory(config, vocab_size: int) -> None:

@@ -18,7 +18,7 @@ from typing import IO
 
 import numpy as np
 
-from w2v_jax.atomic_file import atomic_write
+from w2v_jax.atomic_file import atomic_writes
 from w2v_jax.errors import UserError
 
 _FLOAT32_LE = np.dtype("<f4")
@@ -46,23 +46,38 @@ def write_word2vec(
   Text values are written with 9 significant digits, so float32 values survive a round trip. The file is
   replaced whole (atomic_write): a failed write keeps the previous one and raises UserError.
   """
+  write_word2vec_files([(path, binary)], words, vectors)
+
+
+def write_word2vec_files(
+    targets: Sequence[tuple[str | os.PathLike, bool]], words: Sequence[str], vectors: np.ndarray
+) -> None:
+  """write_word2vec to each (path, binary) target, all replaced together once all are written (atomic_writes):
+  a failure keeps every previous file, so a text and a binary file of one run always match."""
   vectors = np.asarray(vectors, dtype=np.float32)
   if vectors.ndim != 2 or vectors.shape[0] != len(words):
     raise ValueError(f"need one vector row per word: {len(words)} words, shape {vectors.shape}")
   for word in words:
     if word.encode().split() != [word.encode()]:
       raise ValueError(f"word {word!r} is empty or has whitespace; word2vec files cannot hold it")
+  paths = [path for path, _ in targets]
+  with atomic_writes(paths, "wb") as raws, contextlib.ExitStack() as stack:
+    for raw, (path, binary) in zip(raws, targets):
+      _write_rows(stack.enter_context(_compressed(raw, path)), words, vectors, binary)
+
+
+def _write_rows(f: IO[bytes], words: Sequence[str], vectors: np.ndarray, binary: bool) -> None:
+  """The header and the rows, VALUES_PER_WRITE values at a time."""
   num_words, dim = vectors.shape
   row_format = " ".join(["%.9g"] * dim)
   step = max(1, VALUES_PER_WRITE // max(dim, 1))  # rows per write: memory stays bounded for any vocabulary
-  with atomic_write(path, "wb") as raw, _compressed(raw, path) as f:
-    f.write(f"{num_words} {dim}\n".encode())
-    for start in range(0, num_words, step):
-      names, block = words[start:start + step], vectors[start:start + step]
-      if binary:
-        f.write(b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(names, block.astype(_FLOAT32_LE))))
-      else:
-        f.write("".join(f"{w} {row_format % tuple(r)}\n" for w, r in zip(names, block.tolist())).encode())
+  f.write(f"{num_words} {dim}\n".encode())
+  for start in range(0, num_words, step):
+    names, block = words[start:start + step], vectors[start:start + step]
+    if binary:
+      f.write(b"".join(w.encode() + b" " + r.tobytes() + b"\n" for w, r in zip(names, block.astype(_FLOAT32_LE))))
+    else:
+      f.write("".join(f"{w} {row_format % tuple(r)}\n" for w, r in zip(names, block.tolist())).encode())
 
 
 def read_word2vec(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
