@@ -5,13 +5,16 @@ Exit status: 0 when the run finished and wrote its vectors; 2 for a mistake in t
 checkpoint: the same command resumes it.
 """
 
+import importlib.util
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from w2v_jax import config_names  # noqa: E402
 from w2v_jax.errors import UserError, exit_on_user_error  # noqa: E402
 
 EXIT_STOPPED = 75  # stopped by a signal with a checkpoint saved; rerun to resume (sysexits' EX_TEMPFAIL)
@@ -19,7 +22,10 @@ DEFAULT_CONFIG = "configs/default.py"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/default", "Where outputs (vocab, vectors, metrics) are written.")
-config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Training configuration file.", lock_config=True)
+# No default here: ml_collections would load it, and apply --config.<field> overrides, while this module is
+# imported, before parse_flags can report a mistake in one line; parse_flags supplies DEFAULT_CONFIG instead.
+config_flags.DEFINE_config_file("config", None, f"Training configuration file (default {DEFAULT_CONFIG}).",
+                                lock_config=True)
 
 
 def config_path(argv: list[str]) -> str:
@@ -34,11 +40,21 @@ def config_path(argv: list[str]) -> str:
   return path.split(":", 1)[0]
 
 
+def config_fields(path: str) -> list[str]:
+  """The field names of the config file at path (it loaded before the override failed)."""
+  spec = importlib.util.spec_from_file_location("user_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return list(module.get_config().keys())
+
+
 @exit_on_user_error
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing and the config file's loading, every mistake one error line with status 2 (absl's
   own handler prints its usage text and exits 1)."""
   path = config_path(argv)
+  if not any(arg.lstrip("-").partition("=")[0] == "config" for arg in argv[1:]):
+    argv = [argv[0], f"--config={DEFAULT_CONFIG}", *argv[1:]]
   if not os.path.isfile(path):
     raise UserError(f"--config={path}: no such config file (see configs/)")
   try:
@@ -47,9 +63,11 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     raise UserError(f"{str(e).splitlines()[0]}; see --helpfull") from None
   except Exception as e:  # the config file is the user's Python: any error in it is theirs
-    name = str(e).strip("\"'")
+    found = re.search(r"[A-Za-z_]\w*", str(e))  # ml_collections quotes the key, maybe twice, maybe with a hint
+    name = found.group() if found else ""
     if isinstance(e, AttributeError | KeyError) and any(f"config.{name}" in arg for arg in argv):
-      raise UserError(f"no config field {name!r} (--config.{name}); see {path} for the fields") from None
+      raise UserError(f"--config.{name}: {config_names.unknown_field(name, config_fields(path))} "
+                      f"(the fields: {path})") from None
     raise UserError(f"--config={path}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
   if len(args) > 1:
     raise UserError(f"unexpected arguments {' '.join(args[1:])!r}; flags are written --name=value (see --helpfull)")

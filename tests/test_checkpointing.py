@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -135,6 +136,18 @@ def test_wrong_resume_is_refused_and_safe_changes_are_allowed(reference, tmp_pat
   result = _run(_args(str(other), workdir, "--config.epochs=1"))
   assert result.returncode == 2 and "files: checkpoint" in result.stderr
   assert (workdir / "vocab.tsv").read_bytes() == vocab_before
+  # The finished run given one more epoch trains it from alpha again, not at min_alpha.
+  result = _run(_args(corpus, workdir, "--config.epochs=2", "--config.log_every_steps=1"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  rates = [float(m) for m in re.findall(r"lr (\d\.\d+)", result.stdout)]
+  assert rates and rates[0] > 0.9 * trainer.resolve_alpha(_tiny()) and rates[-1] < 0.2 * rates[0], rates
+
+
+def _tiny():
+  spec = importlib.util.spec_from_file_location("tiny", os.path.join(ROOT, "configs", "tiny.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
 
 
 def _tables(value: float) -> Tables:

@@ -103,9 +103,22 @@ BAD_FLAGS = {
     "alpha_fast": (["--config.alpha=fast"], "--config.alpha=fast"),
     "lowercase_maybe": (["--config.lowercase=maybe"], "--config.lowercase=maybe"),
     "unknown_field": (["--config.nope=3"], "no config field 'nope'"),
+    "gensim_name": (["--config.vector_size=50"], "no config field 'vector_size'; here it is dim"),
+    "typo": (["--config.windw=3"], "no config field 'windw'; did you mean --config.window?"),
     "extra_argument": (["extra"], "unexpected arguments 'extra'"),
     "missing_config": (["--config=configs/nope.py"], "configs/nope.py: no such config file"),
 }
+
+
+def test_unknown_field_of_the_default_config_is_one_line(tmp_path) -> None:
+  """Without --config (the default config file) an unknown field is one line too: ml_collections must not load
+  the default, and apply the overrides, while train.py is imported."""
+  run = subprocess.run([sys.executable, "train.py", f"--workdir={tmp_path / 'run'}", "--config.sg=1"], cwd=REPO,
+                       env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+  assert run.returncode == 2, run.stderr
+  assert meaningful_lines(run.stderr) == [
+      "error: --config.sg: no config field 'sg'; here it is model: --config.model=skipgram (sg=1) or "
+      "--config.model=cbow (sg=0) (the fields: configs/default.py)"]
 
 
 @pytest.mark.parametrize("case", list(BAD_FLAGS))

@@ -64,3 +64,12 @@ def test_training_refuses_a_workdir_in_use_before_changing_it(tmp_path, monkeypa
     with pytest.raises(UserError, match="is in use by process"):
       trainer.train_and_evaluate(config, str(workdir))
   assert in_flight.is_dir() and sorted(os.listdir(workdir)) == [".lock", "checkpoints"]
+
+
+def test_a_remote_workdir_is_refused_before_any_folder_is_made(tmp_path, monkeypatch) -> None:
+  """gs://bucket/run is one line, not a local folder './gs:/bucket/run'."""
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(UserError, match="--workdir=gs://bucket/run: remote paths are not supported"):
+    with workdir_lock.hold("gs://bucket/run"):
+      pass
+  assert list(tmp_path.iterdir()) == []

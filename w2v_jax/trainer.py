@@ -506,9 +506,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
   words = words_at_start = epoch * vocab.total_tokens + epoch_words
   if restored is not None:
     anchor = tuple(meta["anchor"])
-    if meta["identity"]["epochs"] != config.epochs:  # continue from the current lr to the new end
-      anchor = (words, learning_rate(words, anchor, meta["identity"]["epochs"] * vocab.total_tokens,
-                                     config.min_alpha))
+    saved_epochs = meta["identity"]["epochs"]
+    if saved_epochs != config.epochs and epoch >= saved_epochs:  # a finished run given more epochs: they decay
+      anchor = (words, resolve_alpha(config))                    # from alpha again, as a fresh schedule would
+    elif saved_epochs != config.epochs:  # changed mid-run: from the current lr to the new end
+      anchor = (words, learning_rate(words, anchor, saved_epochs * vocab.total_tokens, config.min_alpha))
     log(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
   if mesh.size > 1:  # checkpoints hold [V, D] tables whatever the layout, so any device count restores them
     tables = parallel.shard_tables(tables, mesh, config.table_layout)

@@ -21,6 +21,9 @@ LOCK_NAME = ".lock"
 @contextlib.contextmanager
 def hold(workdir: str) -> Iterator[None]:
   """Holds the workdir's lock for the block (creating the workdir); a UserError names the current holder."""
+  if "://" in workdir:  # os.makedirs would make a local folder named 'gs:'
+    raise UserError(f"--workdir={workdir}: remote paths are not supported (the lock, token cache and outputs are "
+                    "local files); use a local directory or a mounted one (e.g. gcsfuse)")
   path = os.path.join(workdir, LOCK_NAME)
   try:
     os.makedirs(workdir, exist_ok=True)
