@@ -307,11 +307,18 @@ def test_evaluate_all_defaults_and_table(planted) -> None:
   assert "gram9-plural-verbs" not in evaluation.format_results(results)
 
 
-def test_evaluate_all_rejects_two_files_with_one_name(planted, tmp_path) -> None:
+def test_evaluate_all_scores_two_files_of_one_name_apart(planted, tmp_path) -> None:
+  """A user's file named as a bundled one is scored under a name with its path; an identical copy only once."""
   _, _, emb = planted
-  (tmp_path / "wordsim353.txt").write_text("tiger cat 7.35\n")
-  with pytest.raises(UserError, match="also named 'wordsim353'"):
-    evaluation.evaluate_all(emb, [BUNDLED["similarity"][0], tmp_path / "wordsim353.txt"], [])
+  other = tmp_path / "wordsim353.txt"
+  other.write_text("tiger cat 7.35\nbook paper 7.46\ncomputer keyboard 7.62\n")
+  results = evaluation.evaluate_all(emb, [BUNDLED["similarity"][0], other], [])
+  assert list(results["similarity"]) == ["wordsim353", f"wordsim353 ({other})"]
+  assert results["similarity"][f"wordsim353 ({other})"] == evaluation.evaluate_similarity(emb, other)
+  copy = tmp_path / "copy" / BUNDLED["similarity"][0].name
+  copy.parent.mkdir()
+  copy.write_bytes(BUNDLED["similarity"][0].read_bytes())
+  assert list(evaluation.evaluate_all(emb, [BUNDLED["similarity"][0], copy], [])["similarity"]) == ["wordsim353"]
 
 
 def test_similarity_correlation_is_nan_when_undefined(tmp_path) -> None:

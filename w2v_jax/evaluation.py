@@ -441,10 +441,14 @@ def evaluate_all(
   bundled = bundled_benchmarks()
   results: dict[str, dict] = {"similarity": {}, "analogy": {}}
   for kind, files in (("similarity", similarity_files), ("analogy", analogy_files)):
+    seen: dict[str, Path] = {}  # result name -> its file
     for path in bundled[kind] if files is None else files:
       name = Path(path).stem
-      if name in results[kind]:
-        raise UserError(f"{path}: another {kind} file is also named {name!r}; rename one of them")
+      if name in seen:  # e.g. the user's copy of the Google analogies beside the bundled questions-words.txt
+        if Path(path).read_bytes() == seen[name].read_bytes():
+          continue  # the same benchmark twice: scored once
+        name = f"{name} ({path})"
+      seen[name] = Path(path)
       if kind == "similarity":
         results[kind][name] = evaluate_similarity(emb, path, case_insensitive)
       else:
