@@ -21,7 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from w2v_jax import checkpointing, trainer
+from w2v_jax import checkpointing, keyed_vectors, trainer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables
 from w2v_jax.vocab import Vocab
@@ -272,10 +272,7 @@ def test_eval_names_the_checkpoint_it_used(tmp_path) -> None:
   ckpt.save(2, _tables(2.0), {"epoch": 0})
   ckpt.close()
   _meta_path(tmp_path, 2).write_text("{garbage")
-  spec = importlib.util.spec_from_file_location("eval_cli", os.path.join(ROOT, "eval.py"))
-  eval_cli = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(eval_cli)
-  path, words, vectors = eval_cli.load_workdir(str(tmp_path))
+  path, words, vectors = keyed_vectors.load_workdir(str(tmp_path))  # what eval.py --workdir reads
   assert path == f"{tmp_path}/checkpoints/1 (newer 2 damaged)" and len(words) == 50 and vectors[0, 0] == 1.0
   assert _steps(tmp_path) == [1, 2]
 

@@ -290,19 +290,25 @@ def resume_identity(config, workdir: str) -> dict:
 
 
 class StopRequest:
-  """SIGTERM/SIGINT ask the loop to checkpoint and stop; a second signal exits at once."""
+  """SIGTERM/SIGINT ask the loop to checkpoint and stop; a second signal exits at once (exit_on_second), or raises
+  KeyboardInterrupt so that an interpreter (Jupyter) survives. Handlers exist only on the main thread."""
 
-  def __init__(self):
+  def __init__(self, exit_on_second: bool = True):
     self.requested = False
-    self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    self.exit_on_second = exit_on_second
+    self.previous = {}
+    if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+      self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
   def _handle(self, signum, frame):
     if self.requested:
+      if not self.exit_on_second:
+        raise KeyboardInterrupt
       print("\nsecond interrupt: exiting without a checkpoint", flush=True)
       os._exit(128 + signum)
     self.requested = True
     print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the current step, then stopping "
-          "(again to exit at once)", flush=True)
+          f"(again to {'exit' if self.exit_on_second else 'interrupt'} at once)", flush=True)
 
   def restore(self) -> None:
     for sig, handler in self.previous.items():
@@ -429,8 +435,10 @@ def tables_sha256(input_table: np.ndarray, output_table: np.ndarray) -> str:
   return digest.hexdigest()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool = True) -> dict:
   """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir.
+
+  A second SIGINT/SIGTERM exits the process at once, or with exit_on_second_signal=False raises KeyboardInterrupt.
 
   Process 0 holds the workdir's lock for the whole run, so a second run on it is refused before it changes
   anything; the processes of one multi-host run share the workdir.
@@ -447,10 +455,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         refused = e
     if distributed.any_process(refused is not None)[0]:  # every process stops, not just process 0
       raise refused or UserError(f"workdir {workdir} is in use by another run (process 0 could not lock it)")
-    return _train(config, workdir)
+    return _train(config, workdir, exit_on_second_signal)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool) -> dict:
   """train_and_evaluate's work, under the workdir's lock."""
   log = distributed.log
   multihost = jax.process_count() > 1
@@ -539,7 +547,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # Train loop.
   progress = Progress(workdir, total_words, words_at_start) if distributed.is_main() else None
-  stop = StopRequest()
+  stop = StopRequest(exit_on_second_signal)
   metrics = new_metrics()
   scores, start, eval_seconds = {}, time.time(), 0.0
   full = vectors = None  # the tables unsharded, and the input table on the host, at the latest epoch end
