@@ -6,19 +6,27 @@ WORKDIR ?= runs/default
 
 .PHONY: setup run test lint
 
-$(BIN)/activate: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
-	touch $(BIN)/activate
 
-setup: $(BIN)/activate
+# What running needs (the package), and what testing needs besides (the test extras); each redone when
+# pyproject.toml changes.
+$(VENV)/installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/installed-test
 
 # Trains on the corpus bundled in the package (default config), then prints neighbours and scores.
-run: setup
+run: $(VENV)/installed-run
 	$(BIN)/python train.py --config configs/default.py --workdir $(WORKDIR)
 
-test: setup
+test: $(VENV)/installed-test
 	$(BIN)/python -m pytest -q tests
 
 lint: setup
