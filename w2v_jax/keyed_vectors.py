@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,25 @@ def _cosmul_scores(unit: jax.Array, positive: jax.Array, negative: jax.Array) ->
   """gensim's most_similar_cosmul objective: product of (1 + cos) / 2 over positive terms over that of negatives."""
   shifted = lambda terms: jnp.prod((1 + unit @ terms.T) / 2, axis=1)  # noqa: E731
   return shifted(positive) / (shifted(negative) + evaluation._COSMUL_EPS)
+
+
+@jax.jit
+def _3cosadd_scores(unit: jax.Array, positive: jax.Array, negative: jax.Array) -> jax.Array:
+  """Cosine of every word with the sum of the positive unit rows minus the negative ones, in one device call."""
+  return evaluation._cosines_with(unit, jnp.sum(unit[positive], axis=0) - jnp.sum(unit[negative], axis=0))
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _3cosadd_top(unit: jax.Array, positive: jax.Array, negative: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """most_similar's k best words and cosines, the query words left out: scores and top-k in one device call."""
+  return _top_k_without(_3cosadd_scores(unit, positive, negative), jnp.concatenate([positive, negative]), k)
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _top_k_without(scores: jax.Array, exclude: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """The k best scores and their rows, `exclude` left out, on the device (ties: the lower row first, as a stable
+  sort); only k values travel to the host."""
+  return jax.lax.top_k(scores.at[exclude].set(-jnp.inf), k)
 
 
 class KeyedVectors:
@@ -77,21 +97,28 @@ class KeyedVectors:
 
   def _best(self, scores: jax.Array, exclude: list[int], topn: int | None) -> list[tuple[str, float]] | np.ndarray:
     """The topn highest-scoring words other than `exclude`, or every score when topn is None (as gensim)."""
-    scores = np.array(scores)
     if topn is None:
-      return scores
-    scores[exclude] = -np.inf
-    best = np.argsort(-scores, kind="stable")[: max(0, min(topn, len(scores) - len(set(exclude))))]
-    return [(self._emb.words[i], float(scores[i])) for i in best]
+      return np.array(scores)
+    values, rows = _top_k_without(scores, np.asarray(exclude, np.int32), self._k(topn, exclude))
+    return self._listing(rows, values)
+
+  def _k(self, topn: int, exclude: list[int]) -> int:
+    """How many words a topn query can return once `exclude` is left out."""
+    return max(0, min(topn, len(self) - len(set(exclude))))
+
+  def _listing(self, rows: jax.Array, values: jax.Array) -> list[tuple[str, float]]:
+    return [(self._emb.words[i], float(v)) for i, v in zip(np.asarray(rows).tolist(), np.asarray(values).tolist())]
 
   def most_similar(self, positive: Words = None, negative: Words = None,
                    topn: int | None = 10) -> list[tuple[str, float]] | np.ndarray:
     """Words nearest (cosine) to the sum of the positive unit vectors minus the negative ones (3CosAdd), the
     query words left out: most_similar(positive=["king", "woman"], negative=["man"]) -> queen first."""
     pos, neg = self._queries(positive, negative)
-    unit = self._emb.unit
-    query = jnp.sum(unit[jnp.asarray(pos, jnp.int32)], axis=0) - jnp.sum(unit[jnp.asarray(neg, jnp.int32)], axis=0)
-    return self._best(evaluation._cosines_with(unit, query), pos + neg, topn)
+    pos_rows, neg_rows = np.asarray(pos, np.int32), np.asarray(neg, np.int32)
+    if topn is None:
+      return np.array(_3cosadd_scores(self._emb.unit, pos_rows, neg_rows))
+    values, rows = _3cosadd_top(self._emb.unit, pos_rows, neg_rows, self._k(topn, pos + neg))
+    return self._listing(rows, values)
 
   def most_similar_cosmul(self, positive: Words = None, negative: Words = None,
                           topn: int | None = 10) -> list[tuple[str, float]] | np.ndarray:
