@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import jax
@@ -387,10 +387,31 @@ def _top(
     emb: Embeddings, query: jax.Array, exclude: set[int], topn: int
 ) -> list[tuple[str, float]]:
   """The `topn` words most cosine-similar to `query`, leaving out the indices in `exclude`."""
-  sims = np.array(_cosines_with(emb.unit, query))
-  sims[list(exclude)] = -np.inf
-  best = np.argsort(-sims, kind="stable")[: min(topn, len(sims) - len(exclude))]
-  return [(emb.words[i], float(sims[i])) for i in best]
+  return top_scores(emb, _cosines_with(emb.unit, query), exclude, topn)
+
+
+def top_scores(emb: Embeddings, scores: jax.Array, exclude: Iterable[int], topn: int) -> list[tuple[str, float]]:
+  """The `topn` best-scoring words and their scores, leaving out the indices in `exclude`."""
+  exclude = sorted(set(exclude))
+  values, rows = top_k_without(scores, np.asarray(exclude, np.int32), top_count(emb, topn, exclude))
+  return listing(emb, rows, values)
+
+
+def top_count(emb: Embeddings, topn: int, exclude: Iterable[int]) -> int:
+  """How many words a topn query can return once `exclude` is left out."""
+  return max(0, min(topn, len(emb.words) - len(set(exclude))))
+
+
+def listing(emb: Embeddings, rows: jax.Array, values: jax.Array) -> list[tuple[str, float]]:
+  """(word, score) pairs of a top-k result."""
+  return [(emb.words[i], float(v)) for i, v in zip(np.asarray(rows).tolist(), np.asarray(values).tolist())]
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def top_k_without(scores: jax.Array, exclude: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+  """The k best scores and their rows, `exclude` left out, on the device (ties: the lower row first, as a stable
+  sort); only k values travel to the host."""
+  return jax.lax.top_k(scores.at[exclude].set(-jnp.inf), k)
 
 
 def nearest_neighbors(emb: Embeddings, word: str, topn: int = 10) -> list[tuple[str, float]]:

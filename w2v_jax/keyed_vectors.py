@@ -34,14 +34,8 @@ def _3cosadd_scores(unit: jax.Array, positive: jax.Array, negative: jax.Array) -
 @functools.partial(jax.jit, static_argnames="k")
 def _3cosadd_top(unit: jax.Array, positive: jax.Array, negative: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
   """most_similar's k best words and cosines, the query words left out: scores and top-k in one device call."""
-  return _top_k_without(_3cosadd_scores(unit, positive, negative), jnp.concatenate([positive, negative]), k)
-
-
-@functools.partial(jax.jit, static_argnames="k")
-def _top_k_without(scores: jax.Array, exclude: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
-  """The k best scores and their rows, `exclude` left out, on the device (ties: the lower row first, as a stable
-  sort); only k values travel to the host."""
-  return jax.lax.top_k(scores.at[exclude].set(-jnp.inf), k)
+  return evaluation.top_k_without(_3cosadd_scores(unit, positive, negative), jnp.concatenate([positive, negative]),
+                                  k)
 
 
 class KeyedVectors:
@@ -99,15 +93,7 @@ class KeyedVectors:
     """The topn highest-scoring words other than `exclude`, or every score when topn is None (as gensim)."""
     if topn is None:
       return np.array(scores)
-    values, rows = _top_k_without(scores, np.asarray(exclude, np.int32), self._k(topn, exclude))
-    return self._listing(rows, values)
-
-  def _k(self, topn: int, exclude: list[int]) -> int:
-    """How many words a topn query can return once `exclude` is left out."""
-    return max(0, min(topn, len(self) - len(set(exclude))))
-
-  def _listing(self, rows: jax.Array, values: jax.Array) -> list[tuple[str, float]]:
-    return [(self._emb.words[i], float(v)) for i, v in zip(np.asarray(rows).tolist(), np.asarray(values).tolist())]
+    return evaluation.top_scores(self._emb, scores, exclude, topn)
 
   def most_similar(self, positive: Words = None, negative: Words = None,
                    topn: int | None = 10) -> list[tuple[str, float]] | np.ndarray:
@@ -117,8 +103,8 @@ class KeyedVectors:
     pos_rows, neg_rows = np.asarray(pos, np.int32), np.asarray(neg, np.int32)
     if topn is None:
       return np.array(_3cosadd_scores(self._emb.unit, pos_rows, neg_rows))
-    values, rows = _3cosadd_top(self._emb.unit, pos_rows, neg_rows, self._k(topn, pos + neg))
-    return self._listing(rows, values)
+    values, rows = _3cosadd_top(self._emb.unit, pos_rows, neg_rows, evaluation.top_count(self._emb, topn, pos + neg))
+    return evaluation.listing(self._emb, rows, values)
 
   def most_similar_cosmul(self, positive: Words = None, negative: Words = None,
                           topn: int | None = 10) -> list[tuple[str, float]] | np.ndarray:
@@ -211,7 +197,7 @@ def load_workdir(workdir: str, wplusc: bool = False) -> tuple[str, list[str], np
 
 def load(path: str | os.PathLike) -> KeyedVectors:
   """Vectors from a training workdir (its latest checkpoint, else its vectors.bin, as eval.py --workdir reads
-  it) or from any word2vec text/binary file (gzip/bz2/xz too)."""
+  it) or from any word2vec text/binary file (.gz too)."""
   path = os.fspath(path)
   if os.path.isdir(path):
     path, words, vectors = load_workdir(path)

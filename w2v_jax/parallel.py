@@ -187,17 +187,11 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_upd
   The randomness is the global draw, as on one device. The groups are re-split so every device holds
   its part of each group (an all-to-all of token ids and draws only).
   """
-  shrink, negatives = train_step.draw(cfg, key, tokens, sampler)
   by_group = NamedSharding(mesh, P(None, AXIS))
-  place = lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group)  # noqa: E731
-
-  def shaped_updates(tables, metrics, tokens, shrink, negatives, lr):
-    shape = train_step.curvature_shape(cfg, tables, sampler)
-    return train_step.scan_updates(functools.partial(parallel_update, cfg, mesh, layout, shape), blocks_per_update,
-                                   tables, metrics, tokens, shrink, negatives, lr, place=place)
-
-  return train_step.scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr,
-                                 place=place)
+  return train_step.train_step(
+      cfg, blocks_per_update, blocks_per_shape, tables, metrics, tokens, lr, key, sampler,
+      update=functools.partial(parallel_update, cfg, mesh, layout),
+      place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
 
 
 def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0,

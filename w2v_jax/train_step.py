@@ -209,8 +209,8 @@ def _eigh(s: jax.Array) -> tuple[jax.Array, jax.Array]:
 def curvature_shape(cfg: StepConfig, tables: Tables, sampler: Sampler) -> Curvature:
   """The second moments S of each table's partners, from the P most frequent words' rows at their shares.
 
-  Computed once per step from P rows (P x D^2, whatever V), not from the batch: frequent words are most of
-  any row's partners. A CBOW output row meets context means h of about window + 1 (shrunk) input rows:
+  Computed every curvature_every tokens from P rows (P x D^2, whatever V), not from the batch: frequent words
+  are most of any row's partners. A CBOW output row meets context means h of about window + 1 (shrunk) input rows:
   E[h h^T] = m m^T + (S - m m^T) / n for n rows drawn with mean m and second moment S.
   """
   rows = sampler.center_share.shape[0]
@@ -311,22 +311,26 @@ def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Ar
 
 
 def train_step(cfg: StepConfig, blocks_per_update: int, blocks_per_shape: int, tables: Tables, metrics: jax.Array,
-               tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+               tokens: jax.Array, lr, key: jax.Array, sampler: Sampler, update: Callable | None = None,
+               place: Callable = lambda grouped: grouped):
   """One step on a batch of blocks: draws its randomness, then for each group of blocks_per_shape blocks (0: the
   batch) estimates the curvature shape from the current tables and applies sequential updates of
   blocks_per_update blocks each (0: one update of the group) with it.
 
   The shape is a statistic of the tables, so it must not be older than about one large update: 16 updates of
   65,536 tokens sharing the shape of their step's start diverged while the output table grew from zero.
+  `update(shape, tables, metrics, tokens, shrink, negatives, lr)` is update_step (None) or its data-parallel
+  form, and `place` lays each group out over devices (see scan_updates).
   """
+  update = update or functools.partial(update_step, cfg)
   shrink, negatives = draw(cfg, key, tokens, sampler)
 
   def shaped_updates(tables, metrics, tokens, shrink, negatives, lr):
     shape = curvature_shape(cfg, tables, sampler)
-    return scan_updates(functools.partial(update_step, cfg, shape), blocks_per_update, tables, metrics, tokens,
-                        shrink, negatives, lr)
+    return scan_updates(functools.partial(update, shape), blocks_per_update, tables, metrics, tokens, shrink,
+                        negatives, lr, place)
 
-  return scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr)
+  return scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr, place)
 
 
 def make_train_step(cfg: StepConfig, blocks_per_update: int = 0, blocks_per_shape: int = 0):
