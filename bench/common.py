@@ -12,6 +12,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEMS = ("w2v_jax", "gensim", "word2vec.c")
+MODELS = ("skipgram", "cbow")
 
 
 def run(cmd: list[str], on_output: Callable[[bytes, float], None] | None = None) -> tuple[float, str, float, float]:
@@ -72,8 +73,8 @@ def corpus_lines(corpus: str, out: str, words_per_line: int = 1000) -> int:
   return n
 
 
-def parse_args(description: str, epochs: int) -> argparse.Namespace:
-  """The flags of the scripts that train every system on the benchmark corpus."""
+def parse_args(description: str, epochs: int, models: bool = False) -> argparse.Namespace:
+  """The flags of the scripts that train every system on the benchmark corpus; --models too where models is set."""
   parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--corpus", default="../shared/data/wiki2015_text8like.zip")
   parser.add_argument("--epochs", type=int, default=epochs)
@@ -81,20 +82,29 @@ def parse_args(description: str, epochs: int) -> argparse.Namespace:
   parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
   parser.add_argument("--out", default="", help="where runs and vectors go (default: a new temporary directory)")
   parser.add_argument("--extra", default="", help="extra --config.x=y flags for w2v_jax, comma-separated")
+  if models:
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
   args = parser.parse_args()
-  args.systems = args.systems.split(",")
-  if unknown := set(args.systems) - set(SYSTEMS):
-    parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+  for flag, choices in (("systems", SYSTEMS), ("models", MODELS)):
+    if flag in vars(args):
+      setattr(args, flag, getattr(args, flag).split(","))
+      if unknown := set(getattr(args, flag)) - set(choices):
+        parser.error(f"unknown {flag} {sorted(unknown)}; choose from {', '.join(choices)}")
   args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="w2v_bench_"))
   os.makedirs(args.out, exist_ok=True)
   return args
 
 
-def train_command(args: argparse.Namespace, workdir: str) -> list[str]:
-  """train.py on the benchmark corpus with the reference settings (configs/text8.py), no per-epoch eval."""
+def train_command(args: argparse.Namespace, workdir: str, model: str = "skipgram", as_user: bool = False) -> list[str]:
+  """train.py on the benchmark corpus with the reference settings (configs/text8.py) for model.
+
+  With as_user the run keeps the defaults a user's run has (evaluation every epoch, probe words), for timing the
+  whole process; without, it evaluates only at the end and prints no neighbours.
+  """
+  quiet = [] if as_user else ["--config.eval_every_epoch=False", "--config.probe_words="]
   return [sys.executable, "train.py", "--config", "configs/text8.py", f"--workdir={workdir}",
-          f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", "--config.eval_every_epoch=False",
-          "--config.probe_words="] + [e for e in args.extra.split(",") if e]
+          f"--config.corpus={args.corpus}", f"--config.epochs={args.epochs}", f"--config.model={model}", *quiet,
+          *[e for e in args.extra.split(",") if e]]
 
 
 def default_config(model: str, batch_size: int = 4096, block_length: int = 256):

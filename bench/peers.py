@@ -19,12 +19,15 @@ PYTHON = os.path.join(VENV, "bin", "python")
 # wrapper (word2vec.word2vec) only runs that binary by name from PATH, so the benchmarks run it directly.
 WORD2VEC_C = os.path.join(VENV, "bin", "word2vec")
 REQUIREMENTS = ["gensim==4.4.*", "word2vec==0.11.*"]
+# Each model as word2vec.c's users run it, with the -alpha its usage gives for that model.
+WORD2VEC_C_MODEL = {"skipgram": ["-cbow", "0", "-alpha", "0.025"], "cbow": ["-cbow", "1", "-alpha", "0.05"]}
 
+# argv: corpus file, epochs, workers, output, sg (1 skip-gram, 0 CBOW at gensim's defaults: alpha 0.025, cbow_mean=1).
 GENSIM = """
 import sys
 from gensim.models import Word2Vec
-path, epochs, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-model = Word2Vec(corpus_file=path, sg=1, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5,
+path, epochs, workers, sg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
+model = Word2Vec(corpus_file=path, sg=sg, vector_size=100, window=5, negative=5, sample=1e-3, min_count=5,
                  workers=workers, epochs=epochs, seed=1)
 print("TRAIN", model.total_train_time)
 model.wv.save_word2vec_format(sys.argv[4], binary=True)
@@ -51,14 +54,15 @@ def ensure() -> None:
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", *REQUIREMENTS], check=True)
 
 
-def run_gensim(lines: str, epochs: int, workers: int, output: str) -> PeerRun:
-  """gensim in corpus_file mode on a file of 1,000-word lines; training seconds as gensim reports them."""
-  wall, out, rss, cpu = common.run([PYTHON, "-c", GENSIM, lines, str(epochs), str(workers), output])
+def run_gensim(lines: str, epochs: int, workers: int, output: str, model: str) -> PeerRun:
+  """gensim's model (skipgram or cbow) in corpus_file mode on a file of 1,000-word lines; its own training seconds."""
+  sg = {"skipgram": "1", "cbow": "0"}[model]
+  wall, out, rss, cpu = common.run([PYTHON, "-c", GENSIM, lines, str(epochs), str(workers), output, sg])
   return PeerRun(float(out.split("TRAIN")[1].split()[0]), wall, rss, cpu)
 
 
-def run_word2vec_c(lines: str, epochs: int, threads: int, output: str) -> PeerRun:
-  """word2vec.c, skip-gram with the benchmark settings; training is timed from its first progress line to exit.
+def run_word2vec_c(lines: str, epochs: int, threads: int, output: str, model: str) -> PeerRun:
+  """word2vec.c's model (skipgram or cbow) at the benchmark settings; training is timed from its first progress line.
 
   word2vec.c reports no timings; it flushes a progress line ('Alpha: ...') every 10,000 words per thread once
   training starts, so the time of the first one splits the run into setup (vocabulary pass, table init) and
@@ -68,7 +72,7 @@ def run_word2vec_c(lines: str, epochs: int, threads: int, output: str) -> PeerRu
     raise ValueError(f"word2vec.c needs paths under 100 characters: {lines}, {output}")
   cmd = [WORD2VEC_C, "-train", lines, "-output", output, "-size", "100", "-window", "5", "-sample", "1e-3",
          "-hs", "0", "-negative", "5", "-threads", str(threads), "-iter", str(epochs), "-min-count", "5",
-         "-alpha", "0.025", "-binary", "1", "-cbow", "0"]
+         "-binary", "1", *WORD2VEC_C_MODEL[model]]
   first_progress: list[float] = []
 
   def watch(chunk: bytes, now: float) -> None:

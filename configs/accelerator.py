@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.input = "numpy"
   # Every curvature direction damped one by one (0: all dim of them): cheap on an accelerator's matrix units.
   config.curvature_rank = 0
-  # Report about every 1M tokens.
+  # Report about every 1M tokens, on the console and to TensorBoard (each report waits for the device).
   config.log_every_steps = 16
+  config.tensorboard_every_steps = 16
   return config

@@ -107,8 +107,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3
   # Start over, deleting this workdir's checkpoints, instead of resuming from the latest one.
   config.restart = False
-  # Print progress and write TensorBoard metrics every this many steps.
+  # Log a progress line (words/s, loss, lr, ETA) every this many steps; processes agree on stopping at these steps.
   config.log_every_steps = 20
+  # Write the training metrics to TensorBoard every this many steps.
+  config.tensorboard_every_steps = 5
   # Run the bundled similarity/analogy evaluation at the end of every epoch.
   config.eval_every_epoch = True
   # Nearest neighbours of these words are printed at the end of training.

@@ -33,5 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 32768
   # Hours-long runs: a checkpoint every 10 minutes bounds lost work; saves are asynchronous.
   config.checkpoint_every_secs = 600.0
+  # A progress line about every 30M tokens, TensorBoard metrics about every 3M.
   config.log_every_steps = 1000
+  config.tensorboard_every_steps = 100
   return config

@@ -130,10 +130,31 @@ def test_sentences_are_spilled_one_a_line_and_an_unchanged_file_is_kept(tmp_path
 
 
 def test_a_stopped_run_raises_user_error_naming_its_checkpoint(tmp_path, monkeypatch) -> None:
-  monkeypatch.setattr(trainer, "train_and_evaluate", lambda config, workdir, exit_on_second_signal: (
+  monkeypatch.setattr(trainer, "train_and_evaluate", lambda config, workdir, exit_on_second_signal, on_epoch_end: (
       {"stopped_at_step": 7} if not exit_on_second_signal else {}))
   with pytest.raises(w2v_jax.UserError, match=f"stopped at step 7; its checkpoint is in {tmp_path}/checkpoints"):
     w2v_jax.train(["a b"], workdir=tmp_path)
+
+
+def test_on_epoch_end_sees_each_epochs_vectors_and_can_stop_training(tmp_path, capsys) -> None:
+  """The callback gets the epochs done and that epoch's KeyedVectors; True stops there, and train() returns those
+  vectors. Progress goes through the logger to stdout, and quiet=False shows it."""
+  from configs import tiny
+
+  rng = np.random.default_rng(0)
+  sentences = [" ".join(f"w{i}" for i in rng.zipf(1.5, 12) % 40) for _ in range(300)]
+  seen = []
+
+  def on_epoch_end(epoch: int, vectors: KeyedVectors, scores: dict) -> bool:
+    seen.append((epoch, vectors.vectors.copy(), scores))
+    return epoch == 2
+
+  kv = w2v_jax.train(sentences, workdir=tmp_path, config=tiny.get_config(), epochs=4, on_epoch_end=on_epoch_end)
+  assert [epoch for epoch, _, _ in seen] == [1, 2] and seen[0][2] == {}
+  assert not np.array_equal(seen[0][1], seen[1][1])
+  np.testing.assert_array_equal(kv.vectors, seen[1][1])
+  out = capsys.readouterr().out
+  assert "on_epoch_end ended training after epoch 2 of 4" in out and "training skipgram" in out
 
 
 def test_second_interrupt_raises_keyboard_interrupt_and_handlers_come_back() -> None:
@@ -178,6 +199,13 @@ def test_command_works_from_another_directory(tmp_path) -> None:
                         f"--workdir={tmp_path / 'run'}", "--config.vector_size=5"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120, check=False)
   assert run.returncode == 2 and "here it is dim" in run.stderr and "tiny.py" in run.stderr, run.stderr
+  script = Path(sys.executable).with_name("w2v-jax")  # the console script pip installed
+  assert script.is_file(), "install the package (make test does) for its w2v-jax command"
+  quiet = subprocess.run([str(script), "train", "--config=configs/tiny.py", f"--workdir={tmp_path / 'run'}",
+                          "--config.epochs=1", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, check=False)
+  assert quiet.returncode == 0 and (tmp_path / "run" / "vectors.bin").is_file(), quiet.stderr[-3000:]
+  assert quiet.stdout == "", quiet.stdout  # --quiet: no progress lines, scores or neighbours
   bad = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "fly"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=60, check=False)
   assert bad.returncode == 2 and "unknown command 'fly'" in bad.stderr

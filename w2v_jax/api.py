@@ -7,17 +7,18 @@ import filecmp
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import ml_collections
 
-from w2v_jax import config_names, word2vec_format
+from w2v_jax import config_names, logs, word2vec_format
 from w2v_jax.errors import UserError
 from w2v_jax.keyed_vectors import KeyedVectors
 
 SPILLED_CORPUS = "sentences.txt"  # where train() writes sentences given as a list, inside the workdir
 
 Corpus = str | os.PathLike | Iterable[str | Sequence[str]] | None
+EpochCallback = Callable[[int, KeyedVectors, dict[str, float]], bool | None]  # (epochs done, vectors, scores) -> stop?
 
 
 def spill_sentences(sentences: Iterable[str | Sequence[str]], path: str) -> None:
@@ -65,7 +66,7 @@ def make_config(config: ml_collections.ConfigDict | None, overrides: dict) -> ml
 
 
 def train(corpus: Corpus, workdir: str | os.PathLike | None = None, config: ml_collections.ConfigDict | None = None,
-          **overrides) -> KeyedVectors:
+          *, on_epoch_end: EpochCallback | None = None, quiet: bool = False, **overrides) -> KeyedVectors:
   """Trains word2vec and returns its vectors.
 
   corpus: a path, glob or any config.corpus value (None: the config's own), or an iterable of sentences (strings,
@@ -73,8 +74,13 @@ def train(corpus: Corpus, workdir: str | os.PathLike | None = None, config: ml_c
   temporary directory, removed afterwards). config: a ConfigDict (None: configs/default.py); overrides set its
   fields by name, e.g. dim=50, epochs=3. A run on a workdir resumes it, as train.py does. Mistakes raise
   UserError; a first Ctrl-C checkpoints and raises UserError, a second one raises KeyboardInterrupt.
+
+  on_epoch_end(epoch, vectors, scores) is called after each epoch but the last, with the epochs done (from 1),
+  KeyedVectors of that epoch and its evaluation scores (empty with eval_every_epoch=False); returning True stops
+  training there, and the vectors of that epoch are returned. quiet: log only warnings (the `w2v_jax` logger).
   """
   config = make_config(config, overrides)
+  logs.setup(quiet)
   temporary = workdir is None
   workdir = tempfile.mkdtemp(prefix="w2v_jax-") if temporary else os.fspath(workdir)
   keep = not temporary
@@ -88,7 +94,9 @@ def train(corpus: Corpus, workdir: str | os.PathLike | None = None, config: ml_c
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     from w2v_jax import trainer
 
-    summary = trainer.train_and_evaluate(config, workdir, exit_on_second_signal=False)
+    hook = None if on_epoch_end is None else (
+        lambda epoch, words, vectors, scores: on_epoch_end(epoch, KeyedVectors(words, vectors), scores))
+    summary = trainer.train_and_evaluate(config, workdir, exit_on_second_signal=False, on_epoch_end=hook)
     if "stopped_at_step" in summary:
       keep = True
       raise UserError(f"training was stopped at step {summary['stopped_at_step']}; its checkpoint is in "

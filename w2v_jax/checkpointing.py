@@ -35,9 +35,9 @@ _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 # Config fields that may change when a run resumes; any other difference is refused.
 RESUMABLE_FIELDS = frozenset({
-    "epochs", "input", "log_every_steps", "eval_every_epoch", "probe_words", "checkpoint_every_steps",
-    "checkpoint_every_secs", "keep_checkpoints", "restart", "num_devices", "table_layout", "coordinator_address",
-    "num_processes", "process_id", "coordinator_timeout_secs",
+    "epochs", "input", "log_every_steps", "tensorboard_every_steps", "eval_every_epoch", "probe_words",
+    "checkpoint_every_steps", "checkpoint_every_secs", "keep_checkpoints", "restart", "num_devices", "table_layout",
+    "coordinator_address", "num_processes", "process_id", "coordinator_timeout_secs",
 })
 
 

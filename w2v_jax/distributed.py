@@ -9,6 +9,7 @@ nothing) so every host calls the collective step equally often.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -21,6 +22,7 @@ from jax.experimental import multihost_utils
 
 from w2v_jax.errors import UserError
 from w2v_jax.input_pipeline import SEP
+from w2v_jax.logs import LOGGER
 
 AUTO = "auto"
 
@@ -55,7 +57,7 @@ def initialize(config: ml_collections.ConfigDict) -> None:
   who = "the detected cluster's coordinator" if address == AUTO else f"coordinator {address}"
   if config.process_id >= 0:
     who += f" (process {config.process_id} of {config.num_processes})"
-  print(f"connecting to {who}, up to {timeout} s", flush=True)
+  LOGGER.info(f"connecting to {who}, up to {timeout} s")
   watchdog = threading.Timer(timeout, _give_up, [f"no answer from {who} within {timeout} s (config."
                                                  "coordinator_timeout_secs): start every process, check "
                                                  "coordinator_address (process 0's host:port) and the network"])
@@ -94,10 +96,10 @@ def is_main() -> bool:
   return jax.process_index() == 0
 
 
-def log(*args, **kwargs) -> None:
-  """print on process 0 only: the other processes stay quiet."""
+def log(message: str, level: int = logging.INFO) -> None:
+  """A message through the w2v_jax logger, on process 0 only: the other processes stay quiet."""
   if is_main():
-    print(*args, **kwargs)
+    LOGGER.log(level, message)
 
 
 def barrier(name: str) -> None:

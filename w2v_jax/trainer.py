@@ -10,9 +10,9 @@ import resource
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -36,6 +36,7 @@ from w2v_jax import (
 from w2v_jax.atomic_file import atomic_write
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
+from w2v_jax.logs import LOGGER
 from w2v_jax.model import Tables, Word2Vec
 from w2v_jax.train_step import compile_ahead, make_sampler, make_train_step, step_config, step_key
 from w2v_jax.vocab import (
@@ -50,6 +51,9 @@ from w2v_jax.vocab import (
 )
 
 MODELS = ("skipgram", "cbow")
+
+# on_epoch_end(epochs done, words, vectors, scores) -> whether to stop there.
+EpochCallback = Callable[[int, list[str], np.ndarray, dict[str, float]], bool | None]
 
 
 def resolve_alpha(config: ml_collections.ConfigDict) -> float:
@@ -90,6 +94,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       (config.curvature_words >= 1, "curvature_words", "must be >= 1"),
       (config.curvature_every >= 0, "curvature_every", "must be >= 0 (0: once per step)"),
       (config.log_every_steps >= 1, "log_every_steps", "must be >= 1"),
+      (config.tensorboard_every_steps >= 1, "tensorboard_every_steps", "must be >= 1"),
       (config.checkpoint_every_steps >= 0, "checkpoint_every_steps", "must be >= 0 (0: not by steps)"),
       (config.checkpoint_every_secs >= 0, "checkpoint_every_secs", "must be >= 0 (0: not by time)"),
       (config.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1"),
@@ -123,33 +128,43 @@ def _quiet_event_writer_errors(args: threading.ExceptHookArgs) -> None:
 
 
 class Progress:
-  """A live progress line on the terminal, and the same metrics as TensorBoard events."""
+  """Progress lines through the logger every log_every_steps, the same metrics as TensorBoard events every
+  tensorboard_every_steps, and the run's config as TensorBoard text."""
 
-  def __init__(self, workdir: str, total_words: int, start_words: int):
+  def __init__(self, workdir: str, config: ml_collections.ConfigDict, total_words: int, start_words: int):
     from tensorboardX import SummaryWriter
 
     self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
     threading.excepthook = _quiet_event_writer_errors
+    self.writer.add_text("config", "```\n" + config.to_json(indent=2) + "\n```", 0)
     self.total_words, self.start_words = total_words, start_words  # start_words: trained before a resume
-    self.start = time.time()
-    self.last_time, self.last_words = self.start, start_words
-    self.tty = sys.stdout.isatty()
+    self.begin(start_words)
 
-  def report(self, step: int, epoch: int, epochs: int, words: int, loss: float, lr: float) -> None:
-    now = time.time()
-    rate = (words - self.last_words) / max(now - self.last_time, 1e-9)
-    self.last_time, self.last_words = now, words
-    done = words / self.total_words
-    eta = (now - self.start) / max(words - self.start_words, 1) * (self.total_words - words)
-    line = (f"epoch {epoch + 1}/{epochs}  {100 * done:5.1f}%  {rate / 1e3:7.1f}k words/s  "
-            f"loss {loss:.4f}  lr {lr:.5f}  ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
-    print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", flush=True)
-    for name, value in (("loss", loss), ("learning_rate", lr), ("words_per_sec", rate), ("progress", done)):
-      self.writer.add_scalar(f"train/{name}", value, step)
+  def begin(self, words: int) -> None:
+    """Starts the clock for words/s and the ETA at words (after the first step, which waits for the compile)."""
+    self.start, self.start_words = time.time(), words
+    self.last = {"console": (self.start, words), "tensorboard": (self.start, words)}  # per output: time, words
+
+  def _rate(self, output: str, now: float, words: int) -> float:
+    last_time, last_words = self.last[output]
+    self.last[output] = now, words
+    return (words - last_words) / max(now - last_time, 1e-9)
+
+  def report(self, step: int, epoch: int, epochs: int, words: int, loss: float, lr: float, console: bool = True,
+             tensorboard: bool = True) -> None:
+    """A progress line (console) and the train/ scalars (tensorboard); loss is the mean since the last report."""
+    now, done = time.time(), words / self.total_words
+    if tensorboard:
+      rate = self._rate("tensorboard", now, words)
+      for name, value in (("loss", loss), ("learning_rate", lr), ("words_per_sec", rate), ("progress", done)):
+        self.writer.add_scalar(f"train/{name}", value, step)
+    if console:
+      rate = self._rate("console", now, words)
+      eta = (now - self.start) / max(words - self.start_words, 1) * (self.total_words - words)
+      LOGGER.info(f"epoch {epoch + 1}/{epochs}  {100 * done:5.1f}%  {rate / 1e3:7.1f}k words/s  loss {loss:.4f}  "
+                  f"lr {lr:.5f}  ETA {int(eta) // 60}m{int(eta) % 60:02d}s")
 
   def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
-    if self.tty:
-      print()
     for name, value in values.items():
       if np.isfinite(value):  # a benchmark with no known word scores NaN
         self.writer.add_scalar(f"{prefix}/{name}", value, step)
@@ -157,8 +172,6 @@ class Progress:
 
   def close(self) -> None:
     """Flushes the events; a failed write (a full disk) is one line, as for the other outputs."""
-    if self.tty:
-      print()
     try:
       self.writer.close()
     except OSError as e:
@@ -304,11 +317,11 @@ class StopRequest:
     if self.requested:
       if not self.exit_on_second:
         raise KeyboardInterrupt
-      print("\nsecond interrupt: exiting without a checkpoint", flush=True)
+      LOGGER.warning("second interrupt: exiting without a checkpoint")
       os._exit(128 + signum)
     self.requested = True
-    print(f"\n{signal.Signals(signum).name}: saving a checkpoint at the current step, then stopping "
-          f"(again to {'exit' if self.exit_on_second else 'interrupt'} at once)", flush=True)
+    LOGGER.warning(f"{signal.Signals(signum).name}: saving a checkpoint at the current step, then stopping "
+                   f"(again to {'exit' if self.exit_on_second else 'interrupt'} at once)")
 
   def restore(self) -> None:
     for sig, handler in self.previous.items():
@@ -435,10 +448,14 @@ def tables_sha256(input_table: np.ndarray, output_table: np.ndarray) -> str:
   return digest.hexdigest()
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool = True) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool = True,
+                       on_epoch_end: EpochCallback | None = None) -> dict:
   """Trains word2vec as configured (resuming from the latest checkpoint), writes the outputs into workdir.
 
   A second SIGINT/SIGTERM exits the process at once, or with exit_on_second_signal=False raises KeyboardInterrupt.
+  on_epoch_end(epoch, words, vectors, scores) runs on process 0 after each epoch's checkpoint but the last (epochs
+  counted from 1; scores empty where the epoch was not evaluated); a true result ends training there, and the
+  outputs are that epoch's.
 
   Process 0 holds the workdir's lock for the whole run, so a second run on it is refused before it changes
   anything; the processes of one multi-host run share the workdir.
@@ -455,10 +472,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, exit_on_
         refused = e
     if distributed.any_process(refused is not None)[0]:  # every process stops, not just process 0
       raise refused or UserError(f"workdir {workdir} is in use by another run (process 0 could not lock it)")
-    return _train(config, workdir, exit_on_second_signal)
+    return _train(config, workdir, exit_on_second_signal, on_epoch_end)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool) -> dict:
+def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signal: bool,
+           on_epoch_end: EpochCallback | None) -> dict:
   """train_and_evaluate's work, under the workdir's lock."""
   log = distributed.log
   multihost = jax.process_count() > 1
@@ -546,12 +564,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
     return distributed.any_process(checkpointer.due(step), stop.requested)
 
   # Train loop.
-  progress = Progress(workdir, total_words, words_at_start) if distributed.is_main() else None
+  progress = Progress(workdir, config, total_words, words_at_start) if distributed.is_main() else None
   stop = StopRequest(exit_on_second_signal)
   metrics = new_metrics()
   scores, start, eval_seconds = {}, time.time(), 0.0
   full = vectors = None  # the tables unsharded, and the input table on the host, at the latest epoch end
   failed = True  # until the loop ends or stops cleanly
+  first_step = step  # this process's first step
   try:
     while epoch < config.epochs:
       batches = epoch_batches(config, vocab, stream, epoch, *position, host_blocks * config.block_length)
@@ -565,6 +584,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
         if multihost:
           tokens = jax.make_array_from_process_local_data(parallel.batch_sharding(mesh), tokens)
         tables, metrics = step_fn(tables, metrics, tokens, np.float32(lr), key, sampler)
+        if progress is not None and step == first_step:  # the first call waited for the compile
+          progress.begin(words)
         if plan is None:
           positions = [[int(batch["end_index"]), int(batch["raw_end"])]]
           epoch_words = int(batch["raw_end"])
@@ -572,35 +593,42 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
           positions, epoch_words = plan.positions[i].tolist(), int(plan.words[i])
         words = epoch * vocab.total_tokens + epoch_words
         step += 1
-        if step % config.log_every_steps == 0:
+        console, tensorboard = step % config.log_every_steps == 0, step % config.tensorboard_every_steps == 0
+        if console or tensorboard:
           loss_sum, pairs = np.asarray(metrics)
           metrics = new_metrics()
           if not np.isfinite(loss_sum):
             raise UserError(
                 f"the loss became {loss_sum} at step {step}; lower --config.alpha or raise --config.damping")
           if progress is not None:
-            progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr)
+            progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr, console, tensorboard)
         save, stop_now = save_and_stop(step)
         if save or stop_now:
           checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, epoch_words, positions))
         if stop_now:
           checkpointer.wait()
           log(f"stopped at step {step}; checkpoint saved in {checkpointer.directory}. "
-              "Run the same command to resume.", flush=True)
+              "Run the same command to resume.")
           failed = False
           return {"stopped_at_step": step}
       epoch, position = epoch + 1, (shard.start, shard.words_start)
       words = epoch * vocab.total_tokens
       full = parallel.unshard_tables(tables, vocab.size)
       checkpointer.save(step, full, meta_at(epoch, 0, []))
-      if config.eval_every_epoch or epoch == config.epochs:
+      evaluate = config.eval_every_epoch or epoch == config.epochs
+      if evaluate or on_epoch_end is not None:
         vectors = distributed.to_host(full.input)
-        if distributed.is_main():
-          eval_start = time.time()
-          scores = headline_scores(evaluation.evaluate_all(evaluation.Embeddings(vocab.words, vectors)))
-          eval_seconds += time.time() - eval_start
-          progress.scalars("eval", scores, step)
-          log(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()), flush=True)
+      if evaluate and distributed.is_main():
+        eval_start = time.time()
+        scores = headline_scores(evaluation.evaluate_all(evaluation.Embeddings(vocab.words, vectors)))
+        eval_seconds += time.time() - eval_start
+        progress.scalars("eval", scores, step)
+        log(f"epoch {epoch}: " + "  ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+      if on_epoch_end is not None and epoch < config.epochs:
+        done = distributed.is_main() and bool(on_epoch_end(epoch, vocab.words, vectors, scores if evaluate else {}))
+        if distributed.any_process(done)[0]:
+          log(f"on_epoch_end ended training after epoch {epoch} of {config.epochs}")
+          break
     jax.block_until_ready(tables)
     failed = False
   finally:
@@ -678,4 +706,4 @@ def show_neighbors(vocab: Vocab, vectors: np.ndarray, probe_words: str) -> None:
   for word in [w for w in probe_words.split(",") if w]:
     if emb.lookup(word, case_insensitive=True) is not None:
       neighbors = evaluation.nearest_neighbors(emb, word, topn=8)
-      print(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in neighbors))
+      LOGGER.info(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in neighbors))

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from w2v_jax import config_names  # noqa: E402
+from w2v_jax import config_names, logs  # noqa: E402
 from w2v_jax.commands import list_flags_in_help  # noqa: E402
 from w2v_jax.errors import UserError, exit_on_user_error  # noqa: E402
 
@@ -24,6 +24,7 @@ DEFAULT_CONFIG = "configs/default.py"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/default", "Where outputs (vocab, vectors, metrics) are written.")
+flags.DEFINE_bool("quiet", False, "Log only warnings and errors (no progress lines, scores or neighbours).")
 # No default here: ml_collections would load it, and apply --config.<field> overrides, while this module is
 # imported, before parse_flags can report a mistake in one line; parse_flags supplies DEFAULT_CONFIG instead.
 config_flags.DEFINE_config_file("config", None, f"Training configuration file (default {DEFAULT_CONFIG}; "
@@ -107,6 +108,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
   del argv  # parse_flags refused any positional argument
   logging.set_verbosity(logging.WARNING)  # Orbax and TF log every checkpoint step at INFO
+  logs.setup(FLAGS.quiet)
   from w2v_jax import trainer  # here, so that a mistake in the flags is reported before JAX and TF load
 
   summary = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
