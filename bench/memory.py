@@ -38,7 +38,8 @@ elif mode == "prune":
   n = v.total_tokens
 else:
   v = vocab.Vocab.load(workdir)
-  stream = input_pipeline.write_token_cache([path], v, True, os.path.join(workdir, "tokens.i32"))
+  stream = input_pipeline.write_token_cache(input_pipeline.tokenize_pieces([path], v, True),
+                                           os.path.join(workdir, "tokens.i32"))
   n = sum(int((b["tokens"] >= 0).sum()) for b in input_pipeline.numpy_batches(stream, v, 1e-3, 0, 0, 4096, 1024))
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -14,7 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
+from w2v_jax import logs  # noqa: E402
 from w2v_jax.vocab import Vocab  # noqa: E402
+
+logs.setup()  # the package's messages on stdout, as the commands and w2v_jax.train show them
 
 # @pytest.mark.needs_tf etc.: skipped when the optional package is not installed.
 _OPTIONAL = {"needs_tf": "tensorflow", "needs_gensim": "gensim", "needs_scipy": "scipy"}

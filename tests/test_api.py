@@ -201,9 +201,12 @@ def test_command_works_from_another_directory(tmp_path) -> None:
   assert run.returncode == 2 and "here it is dim" in run.stderr and "tiny.py" in run.stderr, run.stderr
   script = Path(sys.executable).with_name("w2v-jax")  # the console script pip installed
   assert script.is_file(), "install the package (make test does) for its w2v-jax command"
+  rng = np.random.default_rng(0)
+  (tmp_path / "corpus.txt").write_text("\n".join(" ".join(f"w{i}" for i in rng.zipf(1.5, 12) % 40)
+                                                 for _ in range(300)))
   quiet = subprocess.run([str(script), "train", "--config=configs/tiny.py", f"--workdir={tmp_path / 'run'}",
-                          "--config.epochs=1", "--quiet"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=300, check=False)
+                          "--config.corpus=corpus.txt", "--config.epochs=1", "--quiet"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, check=False)
   assert quiet.returncode == 0 and (tmp_path / "run" / "vectors.bin").is_file(), quiet.stderr[-3000:]
   assert quiet.stdout == "", quiet.stdout  # --quiet: no progress lines, scores or neighbours
   bad = subprocess.run([sys.executable, "-m", "w2v_jax.cli", "fly"], cwd=tmp_path, capture_output=True, text=True,

@@ -286,12 +286,20 @@ def test_check_resume_lists_every_difference() -> None:
 
 
 def test_learning_rate_continues_from_anchor_when_epochs_change() -> None:
-  """The schedule is linear from its anchor to min_alpha at the end; a new anchor avoids any jump."""
+  """The schedule is linear from its anchor to min_alpha at the end; a new anchor avoids any jump. Past 2**31
+  words (a billion-word corpus over a few epochs) it neither overflows nor jumps."""
   total, alpha, min_alpha = 1000, 0.025, 1e-4
-  assert trainer.learning_rate(0, (0, alpha), total, min_alpha) == alpha
-  assert trainer.learning_rate(total, (0, alpha), total, min_alpha) == pytest.approx(min_alpha)
-  lr_now = trainer.learning_rate(600, (0, alpha), total, min_alpha)
+
+  def lr(words: float, anchor: tuple, total_words: int) -> float:
+    return float(trainer.lr_schedule(anchor, total_words, min_alpha)(np.float32(words)))
+
+  assert lr(0, (0, alpha), total) == pytest.approx(alpha)
+  assert lr(total, (0, alpha), total) == pytest.approx(min_alpha)
+  lr_now = lr(600, (0, alpha), total)
   anchor = (600, lr_now)  # resumed with twice the epochs
-  assert trainer.learning_rate(600, anchor, 2 * total, min_alpha) == pytest.approx(lr_now)
-  assert trainer.learning_rate(2 * total, anchor, 2 * total, min_alpha) == pytest.approx(min_alpha)
-  assert np.isclose(trainer.learning_rate(1300, anchor, 2 * total, min_alpha), (lr_now + min_alpha) / 2)
+  assert lr(600, anchor, 2 * total) == pytest.approx(lr_now)
+  assert lr(2 * total, anchor, 2 * total) == pytest.approx(min_alpha)
+  assert np.isclose(lr(1300, anchor, 2 * total), (lr_now + min_alpha) / 2)
+  huge = 5 * 10**9
+  assert lr(3 * 10**9, (10**9, alpha), huge) == pytest.approx(alpha - (alpha - min_alpha) * 0.5, rel=1e-5)
+  assert lr(huge + 10**9, (10**9, alpha), huge) == pytest.approx(min_alpha)

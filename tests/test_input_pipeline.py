@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from w2v_jax import corpus, input_pipeline, trainer
+from w2v_jax import vocab as vocab_lib
 from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab, build_vocab
 
@@ -84,10 +85,24 @@ def test_token_cache_round_trip(two_files, tmp_path) -> None:
   """write_token_cache maps back exactly the tokenize() stream; an empty cache reads as no tokens."""
   files, _ = two_files
   vocab = build_vocab(files, False, min_count=2)
-  cache = input_pipeline.write_token_cache(files, vocab, False, str(tmp_path / "tokens.i32"))
+  cache = input_pipeline.write_token_cache(input_pipeline.tokenize_pieces(files, vocab, False),
+                                           str(tmp_path / "tokens.i32"))
   np.testing.assert_array_equal(cache, input_pipeline.tokenize(files, vocab, False))
   (tmp_path / "empty.i32").write_bytes(b"")
   assert len(input_pipeline.read_token_cache(str(tmp_path / "empty.i32"))) == 0
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_the_counts_spilled_hashes_tokenize_as_the_text_does(two_files, tmp_path, lowercase: bool) -> None:
+  """The token hashes count_words spills while counting, mapped once the vocabulary is known (in chunks smaller
+  than a piece), give the split-based reference stream: ids, OOV words, a SEP at each line end."""
+  files, texts = two_files
+  with open(tmp_path / "spill", "w+b") as spill:
+    counts = vocab_lib.count_words(files, lowercase, spill=spill)
+    vocab = vocab_lib.vocab_from_counts(counts, 2, 0, "two files")
+    cache = input_pipeline.write_token_cache(input_pipeline.spilled_pieces(spill, vocab, chunk_tokens=5),
+                                             str(tmp_path / "tokens.i32"))
+  np.testing.assert_array_equal(cache, reference_ids(texts, vocab, lowercase))
 
 
 class _FullDisk:
@@ -121,7 +136,7 @@ def test_full_disk_while_tokenizing_is_one_line_and_leaves_nothing(two_files, tm
 
   monkeypatch.setattr(builtins, "open", open_full)
   with pytest.raises(UserError, match="free space") as info:
-    input_pipeline.write_token_cache(files, vocab, False, str(tmp_path / "tokens.i32"))
+    input_pipeline.write_token_cache(input_pipeline.tokenize_pieces(files, vocab, False), str(tmp_path / "tokens.i32"))
   monkeypatch.undo()
   assert "\n" not in str(info.value) and "tokens.i32" in str(info.value)
   assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("tokens")]
@@ -133,7 +148,7 @@ def test_check_token_cache_finds_damage(two_files, tmp_path) -> None:
   files, _ = two_files
   vocab = build_vocab(files, False, min_count=2)
   path = tmp_path / "tokens.i32"
-  input_pipeline.write_token_cache(files, vocab, False, str(path))
+  input_pipeline.write_token_cache(input_pipeline.tokenize_pieces(files, vocab, False), str(path))
   good = path.read_bytes()
   assert input_pipeline.check_token_cache([str(path)], vocab.size, chunk_tokens=7) is None
   damage = {"truncated": (good[:len(good) // 2], "bytes, not the"), "0xff": (b"\xff" * len(good), "checksum"),

@@ -77,8 +77,9 @@ def test_bad_process_settings_are_one_line_errors(fields, message) -> None:
 
 def _initialize_in_child(fields: dict) -> subprocess.Popen:
   """distributed.initialize(tiny config + fields) in a child process, under exit_on_user_error as train.py runs it."""
-  code = ("from configs import tiny\nfrom w2v_jax import distributed\nfrom w2v_jax.errors import exit_on_user_error\n"
-          f"config = tiny.get_config()\nconfig.update({fields!r})\n"
+  code = ("from configs import tiny\nfrom w2v_jax import distributed, logs\n"
+          "from w2v_jax.errors import exit_on_user_error\n"
+          f"logs.setup()\nconfig = tiny.get_config()\nconfig.update({fields!r})\n"
           "exit_on_user_error(distributed.initialize)(config)\n")
   env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "TPU_"))}  # no cluster to detect
   env.update(JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
@@ -230,8 +231,9 @@ def _worker(workdir: str, out: str, overrides: list[str]) -> None:
   """One process of a multi-process run: tiny config with k=v overrides, summary JSON to out."""
   sys.path.insert(0, ROOT)
   from configs import tiny
-  from w2v_jax import trainer
+  from w2v_jax import logs, trainer
 
+  logs.setup()  # the messages on stdout, as train.py shows them
   config = tiny.get_config()
   for item in overrides:
     key, value = item.split("=", 1)

@@ -65,7 +65,8 @@ def test_user_errors(name: str, key: str, message: str) -> None:
 
 
 def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
-  """config.corpus='tfds:lm1b' counts and tokenizes once; a second run reuses both without reading the data."""
+  """config.corpus='tfds:lm1b' is read once (counting spills the token hashes that become the cache); a second run
+  reuses the vocabulary and cache without reading the data."""
   from configs import tiny
 
   config = tiny.get_config()
@@ -74,7 +75,7 @@ def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
     vocab, stream = trainer.load_vocab_and_tokens(config, str(tmp_path))
     reads = len(splits)
     again, cached = trainer.load_vocab_and_tokens(config, str(tmp_path))
-  assert reads == 2 and len(splits) == reads  # count + tokenize, then nothing
+  assert reads == 1 and len(splits) == reads  # one pass: count and spill, then nothing
   assert "skipping the counting pass" in capsys.readouterr().out
   assert again.words == vocab.words
   np.testing.assert_array_equal(np.asarray(cached), np.asarray(stream))

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from configs import tiny
-from w2v_jax import logs
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -348,7 +347,6 @@ def test_progress_eta_counts_only_the_words_trained_since_a_resume(tmp_path, cap
   """After a resume the ETA and words/s count the words trained by this process only."""
   from w2v_jax.trainer import Progress
 
-  logs.setup()
   progress = Progress(str(tmp_path), tiny.get_config(), total_words=1000, start_words=500)
   progress.begin(500)
   progress.start -= 10  # 100 words in 10 s since the first step after the resume, 400 to go
@@ -367,7 +365,6 @@ def test_progress_console_and_tensorboard_report_separately_and_tensorboard_gets
 
   from w2v_jax.trainer import Progress
 
-  logs.setup()
   progress = Progress(str(tmp_path), tiny.get_config(), total_words=1000, start_words=0)
   progress.report(step=5, epoch=0, epochs=1, words=100, loss=1.0, lr=0.01, console=False, tensorboard=True)
   assert capsys.readouterr().out == ""

@@ -8,34 +8,58 @@ blocks, so for the same stream they yield identical batches: {"tokens": int32 [B
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
 from w2v_jax import corpus, sampling
 from w2v_jax.atomic_file import atomic_write
+from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab
+from w2v_jax.word_count import LINE_END_HASH, hash_tokens, stream_hashes
 
 SEP, OOV = -1, -2
 
 
-# Never in a piece (pieces are valid UTF-8), so it can stand for a line end among a piece's tokens.
-_LINE_END = b"\xff"
+def vocab_index(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+  """The vocabulary's word hashes (word_count.hash_tokens, as counted), sorted, and the id of each."""
+  hashes, _, _ = hash_tokens(b" ".join(w.encode("utf-8") for w in vocab.words))
+  if len(hashes) != vocab.size:
+    raise UserError("vocab.tsv: a word is empty or holds whitespace; delete vocab.tsv to rebuild it")
+  order = np.argsort(hashes, kind="stable")
+  return hashes[order], order.astype(np.int32)
+
+
+def ids_of(stream: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+  """Token ids of a stream of token hashes (word_count.stream_hashes): the vocabulary's id (vocab_index), OOV for
+  any other word, SEP at line ends."""
+  keys, ids = index
+  at = np.minimum(np.searchsorted(keys, stream), len(keys) - 1)
+  tokens = np.where(keys[at] == stream, ids[at], np.int32(OOV))
+  tokens[stream == LINE_END_HASH] = SEP
+  return tokens
 
 
 def tokenize_pieces(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool) -> Iterator[np.ndarray]:
   """The corpus's token stream, one int32 array per piece, without TensorFlow."""
-  index = {w.encode("utf-8"): i for i, w in enumerate(vocab.words)}
-  index[_LINE_END] = SEP
+  index = vocab_index(vocab)
   for piece in corpus.read_pieces(files, lowercase):
-    words = piece.replace(b"\n", b" " + _LINE_END + b" ").split()
-    # map(dict.get) runs the lookups in C: about 3x a per-token list comprehension
-    yield np.fromiter(map(index.get, words, itertools.repeat(OOV)), np.int32, len(words))
+    hashes, starts, _ = hash_tokens(piece)
+    yield ids_of(stream_hashes(piece, hashes, starts), index)
+
+
+def spilled_pieces(spill: BinaryIO, vocab: Vocab, chunk_tokens: int = 1 << 22) -> Iterator[np.ndarray]:
+  """The token stream of the hashes count_words spilled (read from the start), in int32 chunks: tokenizing
+  without reading the text again."""
+  index = vocab_index(vocab)
+  spill.seek(0)
+  while chunk := spill.read(8 * chunk_tokens):
+    yield ids_of(np.frombuffer(chunk, np.uint64), index)
 
 
 def tokenize(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool) -> np.ndarray:
@@ -43,13 +67,13 @@ def tokenize(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool
   return np.concatenate([np.zeros([0], np.int32), *tokenize_pieces(files, vocab, lowercase)])
 
 
-def write_token_cache(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool, path: str) -> TokenCache:
-  """Tokenizes the corpus once into a raw int32 file (4 bytes a token, any size), and its record beside it
-  (path.json: token count and CRC-32, see check_token_cache). On any failure no partial file is left, and a
-  failed write (a full disk) is one UserError line."""
+def write_token_cache(pieces: Iterable[np.ndarray], path: str) -> TokenCache:
+  """Writes a token stream (int32 arrays: tokenize_pieces or spilled_pieces) into a raw int32 file (4 bytes a
+  token, any size), and its record beside it (path.json: token count and CRC-32, see check_token_cache). On any
+  failure no partial file is left, and a failed write (a full disk) is one UserError line."""
   tokens, crc = 0, 0
   with atomic_write(path, "wb") as f:
-    for ids in tokenize_pieces(files, vocab, lowercase):
+    for ids in pieces:
       data = ids.tobytes()
       f.write(data)
       tokens, crc = tokens + len(ids), zlib.crc32(data, crc)

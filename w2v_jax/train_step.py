@@ -95,10 +95,12 @@ def draw(cfg: StepConfig, key: jax.Array, tokens: jax.Array, sampler: Sampler):
   return shrink, negatives
 
 
-def _log_sigmoid_loss(positive, positive_weight, negative, negative_weight):
-  """-sum w log s(x) over positive scores - sum w log s(-x) over negative scores."""
-  return -(jnp.sum(positive_weight * jax.nn.log_sigmoid(positive))
-           + jnp.sum(negative_weight * jax.nn.log_sigmoid(-negative)))
+def _loss(s_positive, positive_weight, s_negative, negative_weight):
+  """-sum w log s(x) over positive scores - sum w log s(-x) over negative ones, from the sigmoids s the gradients
+  use (no second pass of transcendentals); clipped at float32's tiny, so a saturated score counts large, not inf."""
+  tiny = jnp.finfo(jnp.float32).tiny
+  return -(jnp.sum(positive_weight * jnp.log(jnp.maximum(s_positive, tiny)))
+           + jnp.sum(negative_weight * jnp.log(jnp.maximum(1.0 - s_negative, tiny))))
 
 
 def _per_center(negatives: jax.Array, length: int) -> jax.Array:
@@ -107,7 +109,7 @@ def _per_center(negatives: jax.Array, length: int) -> jax.Array:
 
 
 def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array):
-  """Scores of each center's row against its group's negatives, and the gradients both ways.
+  """Sigmoids of each center's row scored against its group's negatives, and the gradients both ways.
 
   rows [B, L, D], neg_rows [B, L/G, K, D], neg_weight [B, L, K]; d/dx -log s(-x) = s(x) per unit weight.
   A group's negatives meet its G centers in one [G, D] x [D, K] product.
@@ -115,25 +117,19 @@ def _negative_terms(rows: jax.Array, neg_rows: jax.Array, neg_weight: jax.Array)
   b, length, dim = rows.shape
   groups = neg_rows.shape[1]
   grouped = rows.reshape(b, groups, length // groups, dim)
-  scores = jnp.einsum("bngd,bnkd->bngk", grouped, neg_rows).reshape(b, length, -1)
-  g = neg_weight * jax.nn.sigmoid(scores)
-  g_grouped = g.reshape(b, groups, length // groups, -1)
+  s = jax.nn.sigmoid(jnp.einsum("bngd,bnkd->bngk", grouped, neg_rows).reshape(b, length, -1))
+  g_grouped = (neg_weight * s).reshape(b, groups, length // groups, -1)
   g_rows = jnp.einsum("bngk,bnkd->bngd", g_grouped, neg_rows).reshape(b, length, dim)
   g_neg = jnp.einsum("bngk,bngd->bnkd", g_grouped, grouped)
-  return scores, g_rows, g_neg
+  return s, g_rows, g_neg
 
 
-def _negative_curvature(scores: jax.Array, neg_weight: jax.Array, groups: int):
-  """sum w s'(x) over each center's negative scores [B, L], and over each group's uses of a draw [B, L/G, K]."""
-  b, length, k = scores.shape
-  h = neg_weight * _dsigmoid(scores)
+def _negative_curvature(s: jax.Array, neg_weight: jax.Array, groups: int):
+  """sum w s'(x) over each center's negative sigmoids s [B, L, K], and over each group's uses of a draw
+  [B, L/G, K]; s'(x) = s (1 - s), the curvature of -log s(-x)."""
+  b, length, k = s.shape
+  h = neg_weight * s * (1.0 - s)
   return jnp.sum(h, axis=-1), jnp.sum(h.reshape(b, groups, length // groups, k), axis=2)
-
-
-def _dsigmoid(x: jax.Array) -> jax.Array:
-  """s'(x) = s(x) (1 - s(x)): the curvature of -log s(x) and of -log s(-x)."""
-  s = jax.nn.sigmoid(x)
-  return s * (1.0 - s)
 
 
 # The gradients below are written out (d/dx -log s(x) = s(x) - 1, d/dx -log s(-x) = s(x)) rather
@@ -154,14 +150,14 @@ def skipgram_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   differs = masks[..., None] & (per_center != contexts[..., None])
   neg_weight = jnp.sum(differs, axis=0) * (cfg.negative / negatives.shape[-1])
   in_rows, out_rows, neg_rows = tables.input[ids], tables.output[ids], tables.output[negatives]
-  positive = windows.shifted_scores(in_rows, out_rows, cfg.window)
-  negative, g_in_negative, g_neg = _negative_terms(in_rows, neg_rows, neg_weight)
-  loss = _log_sigmoid_loss(positive, masks, negative, neg_weight)
-  g_positive = masks * (jax.nn.sigmoid(positive) - 1.0)
+  s_positive = jax.nn.sigmoid(windows.shifted_scores(in_rows, out_rows, cfg.window))
+  s_negative, g_in_negative, g_neg = _negative_terms(in_rows, neg_rows, neg_weight)
+  loss = _loss(s_positive, masks, s_negative, neg_weight)
+  g_positive = masks * (s_positive - 1.0)
   g_in = windows.context_sum(out_rows, g_positive, cfg.window) + g_in_negative
   g_out = windows.context_scatter(in_rows, g_positive, cfg.window)
-  h_positive = masks * _dsigmoid(positive)
-  h_center, h_neg = _negative_curvature(negative, neg_weight, negatives.shape[1])
+  h_positive = masks * s_positive * (1.0 - s_positive)
+  h_center, h_neg = _negative_curvature(s_negative, neg_weight, negatives.shape[1])
   h_in = jnp.sum(h_positive, axis=0) + h_center
   h_out = windows.context_scatter(jnp.ones(tokens.shape + (1,)), h_positive, cfg.window)[..., 0]
   return loss, jnp.sum(masks), (g_in, g_out, g_neg), (h_in, h_out, h_neg)
@@ -184,15 +180,15 @@ def cbow_grads(cfg: StepConfig, tables: Tables, tokens, shrink, negatives):
   hidden = windows.context_sum(in_rows, masks, cfg.window)
   if cfg.cbow_mean:
     hidden = hidden / jnp.maximum(n_context, 1)[..., None]
-  positive = jnp.einsum("bld,bld->bl", hidden, out_rows)
-  negative, g_hidden_negative, g_neg = _negative_terms(hidden, neg_rows, neg_weight)
-  loss = _log_sigmoid_loss(positive, has_context, negative, neg_weight)
-  g_positive = has_context * (jax.nn.sigmoid(positive) - 1.0)
+  s_positive = jax.nn.sigmoid(jnp.einsum("bld,bld->bl", hidden, out_rows))
+  s_negative, g_hidden_negative, g_neg = _negative_terms(hidden, neg_rows, neg_weight)
+  loss = _loss(s_positive, has_context, s_negative, neg_weight)
+  g_positive = has_context * (s_positive - 1.0)
   g_hidden = g_positive[..., None] * out_rows + g_hidden_negative
   g_in = windows.context_scatter(g_hidden, masks, cfg.window)
   g_out = g_positive[..., None] * hidden
-  h_positive = has_context * _dsigmoid(positive)
-  h_center, h_neg = _negative_curvature(negative, neg_weight, negatives.shape[1])
+  h_positive = has_context * s_positive * (1.0 - s_positive)
+  h_center, h_neg = _negative_curvature(s_negative, neg_weight, negatives.shape[1])
   h_hidden = h_positive + h_center
   if cfg.cbow_mean:
     h_hidden = h_hidden / jnp.maximum(n_context, 1)
@@ -242,9 +238,9 @@ def damped_update(scratch: jax.Array, ids: jax.Array, grads: jax.Array, weights:
   scratch = scratch.at[ids].set(0.0)
   if rank and rank < values.shape[0]:
     top, rest = vectors[:, -rank:], values[-rank - 1]
-    along = grads @ top
-    divided = along / (1.0 + factor * a[:, None] * values[None, -rank:])
-    return (grads - along @ top.T) / (1.0 + factor * a * rest)[:, None] + divided @ top.T, scratch
+    base = 1.0 / (1.0 + factor * a * rest)  # the rest's divisor; the top directions trade it for their own
+    along = (grads @ top) * (1.0 / (1.0 + factor * a[:, None] * values[None, -rank:]) - base[:, None])
+    return grads * base[:, None] + along @ top.T, scratch  # two matmuls, not three
   rotated = grads @ vectors
   return (rotated / (1.0 + factor * a[:, None] * values[None, :])) @ vectors.T, scratch
 

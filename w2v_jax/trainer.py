@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import resource
 import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +22,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from w2v_jax import (
   checkpointing,
@@ -247,16 +252,21 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   distributed.barrier("vocabulary checked")  # before process 0 replaces vocab.json
   hosts, index = jax.process_count(), jax.process_index()
   mine = corpus_input(config, (hosts, index))
-  t0 = time.time()
-  counts = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes)
-  vocab = _merged_vocab(config, workdir, counts, corpus.describe(whole))
-  distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
-                  f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
-                                                        if hosts > 1 else "")
-                  + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
-  t0 = time.time()
   names = ["tokens.i32"] if hosts == 1 else [f"tokens-{i:05d}-of-{hosts:05d}.i32" for i in range(hosts)]
-  input_pipeline.write_token_cache(mine, vocab, config.lowercase, os.path.join(workdir, names[index]))
+  # The count's token hashes (8 bytes a token, an unlinked file in the workdir) become the token cache once the
+  # vocabulary is known, without a second pass over the text.
+  with tempfile.TemporaryFile(dir=workdir) as spill:
+    t0 = time.time()
+    counts, spilled = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes, spill)
+    vocab = _merged_vocab(config, workdir, counts, corpus.describe(whole))
+    distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
+                    f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
+                                                          if hosts > 1 else "")
+                    + (f"; {vocab.invalid_utf8} invalid UTF-8 sequences replaced" if vocab.invalid_utf8 else ""))
+    t0 = time.time()
+    pieces = (input_pipeline.spilled_pieces(spill, vocab) if spilled
+              else input_pipeline.tokenize_pieces(mine, vocab, config.lowercase))
+    input_pipeline.write_token_cache(pieces, os.path.join(workdir, names[index]))
   distributed.barrier("tokenized")
   cache = [_shared(workdir, name) for name in names]
   if distributed.is_main():
@@ -333,6 +343,15 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   word2vec_format.write_word2vec_files(
       [(os.path.join(workdir, "vectors.txt"), False), (os.path.join(workdir, "vectors.bin"), True)], vocab.words,
       vectors)
+
+
+def in_background(fn: Callable, *args) -> concurrent.futures.Future:
+  """fn(*args) in a thread of its own: host work (formatting vectors.txt) that overlaps XLA's, which releases the
+  GIL."""
+  executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=fn.__name__)
+  future = executor.submit(fn, *args)
+  executor.shutdown(wait=False)
+  return future
 
 
 def check_memory(config, vocab_size: int) -> None:
@@ -419,11 +438,11 @@ def shape_blocks(config, blocks_per_update: int) -> int:
   return max(n for n in range(1, min(most, updates) + 1) if updates % n == 0) * blocks_per_update
 
 
-def learning_rate(words: int, anchor: tuple[int, float], total_words: int, min_alpha: float) -> float:
-  """Linear decay by corpus tokens read, from the anchor (words, lr) down to min_alpha at total_words."""
+def lr_schedule(anchor: tuple[int, float], total_words: int, min_alpha: float) -> optax.Schedule:
+  """The learning rate against corpus tokens read: linear from the anchor (words, lr) down to min_alpha at
+  total_words, then flat. Its counts are floats, so that runs past 2**31 words do not overflow int32."""
   anchor_words, anchor_lr = anchor
-  done = min((words - anchor_words) / max(total_words - anchor_words, 1), 1.0)
-  return anchor_lr - (anchor_lr - min_alpha) * done
+  return optax.linear_schedule(anchor_lr, min_alpha, float(max(total_words - anchor_words, 1)), float(anchor_words))
 
 
 class HostShard(NamedTuple):
@@ -485,6 +504,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
     checkpointing.remove_checkpoints(workdir)
 
   # Data: vocabulary, token cache (this host's shard of it), negative sampler.
+  if config.input == "tfdata":  # TensorFlow's import (3-6 s, mostly loading its libraries) overlaps the counting
+    in_background(importlib.import_module, "tensorflow")
   vocab, stream = load_vocab_and_tokens(config, workdir)
   shard = host_shard(stream)
   stream = stream.head(shard.end)
@@ -536,15 +557,19 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
     if saved_epochs != config.epochs and epoch >= saved_epochs:  # a finished run given more epochs: they decay
       anchor = (words, resolve_alpha(config))                    # from alpha again, as a fresh schedule would
     elif saved_epochs != config.epochs:  # changed mid-run: from the current lr to the new end
-      anchor = (words, learning_rate(words, anchor, saved_epochs * vocab.total_tokens, config.min_alpha))
+      anchor = (words, float(lr_schedule(anchor, saved_epochs * vocab.total_tokens, config.min_alpha)(words)))
     log(f"resumed from step {step}: epoch {epoch + 1}, {words} of {total_words} words")
   if mesh.size > 1:  # checkpoints hold [V, D] tables whatever the layout, so any device count restores them
     tables = parallel.shard_tables(tables, mesh, config.table_layout)
   host_memory.use_huge_pages(tables.input, tables.output)  # on CPU devices; kept by the donated steps
   tokens_shape = (config.batch_size // config.block_length, config.block_length)
+  # Each step's lr on the device (one small dispatch), replicated over a mesh as the parallel step takes it (on one
+  # device left unplaced, as the step's other arguments are: a placed one would recompile the step).
+  replicated = NamedSharding(mesh, PartitionSpec()) if mesh.size > 1 else None
+  schedule = jax.jit(lr_schedule(anchor, total_words, config.min_alpha), out_shardings=replicated)
   step_fn = compile_ahead(step_fn, tables, new_metrics(), jax.ShapeDtypeStruct(
       tokens_shape, jnp.int32, sharding=parallel.batch_sharding(mesh) if multihost else None),
-      np.float32(0), base_key, sampler)
+      jax.ShapeDtypeStruct((), jnp.float32, sharding=replicated), base_key, sampler)
   log(f"training {config.model}, dim {config.dim}, {config.epochs} epochs over {vocab.total_tokens} tokens "
       f"on {mesh.size} {jax.devices()[0].platform} device(s)"
       + (f" of {jax.process_count()} processes" if multihost else "")
@@ -569,6 +594,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
   metrics = new_metrics()
   scores, start, eval_seconds = {}, time.time(), 0.0
   full = vectors = None  # the tables unsharded, and the input table on the host, at the latest epoch end
+  exporting = None  # the vectors files being written, from the last epoch's end
   failed = True  # until the loop ends or stops cleanly
   first_step = step  # this process's first step
   try:
@@ -578,12 +604,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
       if plan is not None:
         batches = distributed.pad_batches(batches, plan.steps, host_blocks, config.block_length)
       for i, batch in enumerate(batches):
-        lr = learning_rate(words, anchor, total_words, config.min_alpha)
+        lr = schedule(np.float32(words))
         key = step_key(base_key, step)
         tokens = batch["tokens"]
         if multihost:
           tokens = jax.make_array_from_process_local_data(parallel.batch_sharding(mesh), tokens)
-        tables, metrics = step_fn(tables, metrics, tokens, np.float32(lr), key, sampler)
+        tables, metrics = step_fn(tables, metrics, tokens, lr, key, sampler)
         if progress is not None and step == first_step:  # the first call waited for the compile
           progress.begin(words)
         if plan is None:
@@ -601,7 +627,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
             raise UserError(
                 f"the loss became {loss_sum} at step {step}; lower --config.alpha or raise --config.damping")
           if progress is not None:
-            progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), lr, console, tensorboard)
+            progress.report(step, epoch, config.epochs, words, loss_sum / max(pairs, 1), float(lr), console,
+                            tensorboard)
         save, stop_now = save_and_stop(step)
         if save or stop_now:
           checkpointer.save(step, parallel.unshard_tables(tables, vocab.size), meta_at(epoch, epoch_words, positions))
@@ -618,6 +645,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
       evaluate = config.eval_every_epoch or epoch == config.epochs
       if evaluate or on_epoch_end is not None:
         vectors = distributed.to_host(full.input)
+      if epoch == config.epochs and distributed.is_main():  # written while the last evaluation runs
+        exporting = in_background(export_vectors, workdir, vocab, vectors)
       if evaluate and distributed.is_main():
         eval_start = time.time()
         scores = headline_scores(evaluation.evaluate_all(evaluation.Embeddings(vocab.words, vectors)))
@@ -660,7 +689,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, exit_on_second_signa
              "steps": step, "peak_rss_mb": peak_rss_mb, "tables_sha256": sha256, **scores}
   if not distributed.is_main():
     return summary
-  export_vectors(workdir, vocab, vectors)
+  if exporting is None:  # resumed after the last epoch, or on_epoch_end ended training early
+    export_vectors(workdir, vocab, vectors)
+  else:
+    exporting.result()  # its errors (a full disk) are raised here
   with atomic_write(os.path.join(workdir, "results.json")) as f:
     json.dump({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()},
               f, indent=2)

@@ -11,13 +11,14 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from typing import BinaryIO
 
 import numpy as np
 
 from w2v_jax import corpus
 from w2v_jax.atomic_file import atomic_write
 from w2v_jax.errors import UserError, exit_on_user_error
-from w2v_jax.word_count import WordCounts
+from w2v_jax.word_count import WordCounts, hash_tokens, stream_hashes
 
 Counts = tuple[collections.Counter, int, int]  # word (bytes) counts, corpus tokens, invalid UTF-8 sequences
 
@@ -97,6 +98,7 @@ def saved_token_cache(workdir: str) -> list[str]:
 def count_words(
     files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
     on_piece: Callable[[WordCounts], None] | None = None, share: tuple[int, int] = (1, 0),
+    spill: BinaryIO | None = None,
 ) -> Counts:
   """Counts tokens in one pass; returns (counts, total tokens, invalid UTF-8 sequences).
 
@@ -104,13 +106,17 @@ def count_words(
   dropped and min_reduce grows by one (gensim's and word2vec.c's pruning): memory stays bounded
   (by max_vocab_size plus one piece's distinct words), and a rare word can lose the counts it had
   before a prune. on_piece sees the counts after each piece is added, before pruning (for tests);
-  share = (k, i) counts only every k-th piece from the i-th (see count_in_processes).
+  share = (k, i) counts only every k-th piece from the i-th (see count_in_processes). spill receives the token
+  stream as uint64 hashes (word_count.stream_hashes), so that tokenizing needs no second pass over the text.
   """
   counts = WordCounts()
   stats = corpus.ReadStats()
   total, min_reduce = 0, 1
   for piece in corpus.read_pieces(files, lowercase, stats, share=share):
-    total += counts.add(piece)
+    hashed = hash_tokens(piece)
+    total += counts.add_hashed(piece, *hashed)
+    if spill is not None:
+      spill.write(stream_hashes(piece, *hashed[:2]).tobytes())
     if on_piece:
       on_piece(counts)
     if max_vocab_size and len(counts) > max_vocab_size:
@@ -143,12 +149,12 @@ def count_in_processes(files: list[str], lowercase: bool, max_vocab_size: int, p
 
 
 def count_corpus(files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
-                 processes: int = 1) -> Counts:
+                 processes: int = 1, spill: BinaryIO | None = None) -> tuple[Counts, bool]:
   """count_words, over `processes` processes for file corpora (a TFDS source is counted in one: each
-  process would read the whole dataset)."""
+  process would read the whole dataset); and whether the token hashes went to spill (when counted here)."""
   if processes > 1 and isinstance(files, list):
-    return count_in_processes(files, lowercase, max_vocab_size, processes)
-  return count_words(files, lowercase, max_vocab_size)
+    return count_in_processes(files, lowercase, max_vocab_size, processes), False
+  return count_words(files, lowercase, max_vocab_size, spill=spill), spill is not None
 
 
 def save_counts(path: str, counts: Counts) -> None:
@@ -194,8 +200,8 @@ def build_vocab(
     files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
     processes: int = 1) -> Vocab:
   """Counts the corpus (see count_corpus) and keeps words with count >= min_count, at most max_vocab_size."""
-  return vocab_from_counts(count_corpus(files, lowercase, max_vocab_size, processes), min_count, max_vocab_size,
-                           corpus.describe(files))
+  counts, _ = count_corpus(files, lowercase, max_vocab_size, processes)
+  return vocab_from_counts(counts, min_count, max_vocab_size, corpus.describe(files))
 
 
 def _count_share(task_json: str) -> None:

@@ -49,6 +49,18 @@ def hash_tokens(piece: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return hashes * _BASE + (ends - starts).astype(np.uint64), starts, ends
 
 
+# Stands for a line end in a token-hash stream (see stream_hashes); a word's hash is 0 about once in 2**64.
+LINE_END_HASH = np.uint64(0)
+_NEWLINE = ord("\n")
+
+
+def stream_hashes(piece: bytes, hashes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+  """The piece's token stream as hashes (hash_tokens's), with LINE_END_HASH after each line: what the token
+  cache holds as ids, before the vocabulary is known."""
+  line_ends = np.flatnonzero(np.frombuffer(piece, np.uint8) == _NEWLINE)
+  return np.insert(hashes, np.searchsorted(starts, line_ends), LINE_END_HASH)
+
+
 def _unique(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(sorted unique hashes, an index of each in hashes, counts): np.unique without its slower stable sort."""
   order = np.argsort(hashes)
@@ -78,7 +90,10 @@ class WordCounts:
 
   def add(self, piece: bytes) -> int:
     """Counts the piece's tokens; returns how many there were."""
-    hashes, starts, ends = hash_tokens(piece)
+    return self.add_hashed(piece, *hash_tokens(piece))
+
+  def add_hashed(self, piece: bytes, hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:
+    """add, given the piece's hash_tokens."""
     if not len(hashes):
       return 0
     unique, first, counts = _unique(hashes)
