@@ -124,6 +124,19 @@ class _FullDisk:
     self.f.close()
 
 
+def test_full_disk_while_counting_spills_is_one_line(two_files, tmp_path, monkeypatch) -> None:
+  """The count's scratch file of token hashes failing with ENOSPC is a one-line UserError saying to free space."""
+  from configs import tiny
+
+  files, _ = two_files
+  config = tiny.get_config()
+  config.corpus = ",".join(files)
+  monkeypatch.setattr(trainer.tempfile, "TemporaryFile", lambda **kwargs: _FullDisk(open(tmp_path / "spill", "w+b")))
+  with pytest.raises(UserError, match="scratch file .*No space left on device.*free space") as info:
+    trainer.load_vocab_and_tokens(config, str(tmp_path / "run"))
+  assert "\n" not in str(info.value)
+
+
 def test_full_disk_while_tokenizing_is_one_line_and_leaves_nothing(two_files, tmp_path, monkeypatch) -> None:
   """A write failing with ENOSPC is a one-line UserError saying to free space; no tokens.i32(.tmp) is left."""
   files, _ = two_files

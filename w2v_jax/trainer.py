@@ -257,7 +257,12 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   # vocabulary is known, without a second pass over the text.
   with tempfile.TemporaryFile(dir=workdir) as spill:
     t0 = time.time()
-    counts, spilled = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes, spill)
+    try:
+      counts, spilled = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes,
+                                     _FailingWrites(spill))
+    except _SpillError as e:
+      raise UserError(f"cannot write the token hashes' scratch file in {workdir} ({e}); free space (8 bytes a "
+                      "corpus token) and run the same command") from None
     vocab = _merged_vocab(config, workdir, counts, corpus.describe(whole))
     distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
                     f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
@@ -273,6 +278,23 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
     vocab.save(workdir, source, names)
   distributed.log(f"tokenized into {', '.join(names)} in {time.time() - t0:.1f}s")
   return vocab, input_pipeline.read_token_cache(cache)
+
+
+class _SpillError(Exception):
+  """A write to the count's scratch file failed (a full disk): told apart from the corpus's own read errors."""
+
+
+class _FailingWrites:
+  """A binary file whose failed writes raise _SpillError."""
+
+  def __init__(self, f):
+    self.f = f
+
+  def write(self, data: bytes) -> int:
+    try:
+      return self.f.write(data)
+    except OSError as e:
+      raise _SpillError(e.strerror or str(e)) from None
 
 
 def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
