@@ -128,8 +128,9 @@ def default_step(model: str, batch_size: int, block_length: int):
   return make_train_step(step_config(config), blocks, trainer.shape_blocks(config, blocks))
 
 
-def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4):
-  """A negative sampler and token batches for a synthetic Zipf-distributed corpus over vocab_size words."""
+def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4, config=None):
+  """A negative sampler and token batches for a synthetic Zipf-distributed corpus over vocab_size words; the
+  sampler at config's ns_exponent, sample, negative and curvature_words (None: word2vec.c's defaults)."""
 
   from w2v_jax.train_step import make_sampler
 
@@ -137,4 +138,6 @@ def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: in
   rng = np.random.default_rng(0)
   shape = (batch_size // block_length, block_length)
   tokens = [rng.choice(vocab_size, size=shape, p=counts / counts.sum()).astype(np.int32) for _ in range(batches)]
-  return make_sampler(counts, 0.75, 1e-3), tokens
+  if config is None:
+    return make_sampler(counts, 0.75, 1e-3), tokens
+  return make_sampler(counts, config.ns_exponent, config.sample, config.negative, config.curvature_words), tokens

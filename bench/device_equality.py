@@ -32,13 +32,11 @@ def main() -> None:
   from bench.step_report import load_config
   from w2v_jax import parallel, trainer
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import make_sampler, make_train_step, step_config, step_key
+  from w2v_jax.train_step import make_train_step, step_config, step_key
 
   config = load_config(args.config)
   cfg = step_config(config)
-  _, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, batches=args.steps)
-  counts = np.maximum((1e7 / np.arange(1, args.vocab + 1)).astype(np.int64), 5)
-  sampler = make_sampler(counts, config.ns_exponent, config.sample, config.negative, config.curvature_words)
+  sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, args.steps, config)
   key, lr = jax.random.key(config.seed), np.float32(0.025)
 
   def train(step, tables, metrics):

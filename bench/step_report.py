@@ -55,7 +55,7 @@ def main() -> None:
   blocks = trainer.update_blocks(config, 1)
   shape_blocks = trainer.shape_blocks(config, blocks)
   update_tokens = blocks * config.block_length
-  sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, batches=1)
+  sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, 1, config)
   tokens = jnp.asarray(batches[0])
   tables = Word2Vec(args.vocab, config.dim, rngs=nnx.Rngs(0)).tables()
   key = jax.random.key(0)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 import ml_collections
 
 from w2v_jax import config_names, logs, word2vec_format
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, first_line
 from w2v_jax.keyed_vectors import KeyedVectors
 
 SPILLED_CORPUS = "sentences.txt"  # where train() writes sentences given as a list, inside the workdir
@@ -61,7 +61,7 @@ def make_config(config: ml_collections.ConfigDict | None, overrides: dict) -> ml
     try:
       config[name] = value
     except (TypeError, ValueError) as e:
-      raise UserError(f"{name}={value!r}: {str(e).splitlines()[0]}") from None
+      raise UserError(f"{name}={value!r}: {first_line(e)}") from None
   return config
 
 

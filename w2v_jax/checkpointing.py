@@ -27,7 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from w2v_jax import distributed
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, first_line
 from w2v_jax.model import Tables
 
 _ORBAX_DIR = os.path.dirname(ocp.__file__)
@@ -83,10 +83,6 @@ def _verify(tables: Tables, meta: dict) -> None:
       raise ValueError("its tables do not match the checksum saved with them")
   elif not np.allclose(np.asarray(fingerprint(tables)), meta["fingerprint"], rtol=1e-5, atol=1e-6):
     raise ValueError("its tables do not match the fingerprint saved with them")
-
-
-def _first_line(error: BaseException) -> str:
-  return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 class _DropOrbaxErrors(logging.Filter):
@@ -214,10 +210,10 @@ class Checkpointer:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.rename(source, target)
       except OSError as e:
-        raise UserError(f"checkpoint {source} is damaged ({_first_line(error)}) and cannot be moved aside "
+        raise UserError(f"checkpoint {source} is damaged ({first_line(error, 200)}) and cannot be moved aside "
                         f"({e.strerror}); move or delete it, then rerun") from None
       moved = f"; moved it to {target}"
-    distributed.log(f"checkpoint {source} is damaged ({_first_line(error)}){moved}"
+    distributed.log(f"checkpoint {source} is damaged ({first_line(error, 200)}){moved}"
                     + ("; trying the previous one" if has_previous else ""))
 
   @contextlib.contextmanager
@@ -233,7 +229,7 @@ class Checkpointer:
         raise UserError(f"checkpoint {path} could not be written ({full[0]}); free space in {self.directory} "
                         "(or lower --config.keep_checkpoints), then run the same command to resume from the last "
                         "finished checkpoint") from None
-      raise UserError(f"checkpoint {path} could not be written ({_first_line(e)}); fix that, then run the same "
+      raise UserError(f"checkpoint {path} could not be written ({first_line(e, 200)}); fix that, then run the same "
                       "command to resume from the last finished checkpoint") from None
 
   def wait(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+_THREADS = "nothing: XLA uses every CPU core, and every accelerator unless --config.num_devices says otherwise"
 # A peer's option name -> what to write here instead (only names that differ from ours).
 PEER_NAMES = {
     "vector_size": "dim (gensim's vector_size)",
@@ -17,9 +18,9 @@ PEER_NAMES = {
     "hs": "negative: hierarchical softmax is not implemented; training uses negative sampling (--config.negative)",
     "iter": "epochs (word2vec.c's -iter, gensim < 4's iter)",
     "epoch": "epochs (fastText's -epoch)",
-    "workers": "nothing: XLA uses every CPU core, and every accelerator unless --config.num_devices says otherwise",
-    "threads": "nothing: XLA uses every CPU core, and every accelerator unless --config.num_devices says otherwise",
-    "thread": "nothing: XLA uses every CPU core, and every accelerator unless --config.num_devices says otherwise",
+    "workers": _THREADS,
+    "threads": _THREADS,
+    "thread": _THREADS,
     "neg": "negative (fastText's -neg)",
     "ws": "window (fastText's -ws)",
     "lr": "alpha (fastText's -lr)",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Protocol
 
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, first_line
 
 # A small slice of real English Wikipedia text shipped with the package (see data/CORPUS_LICENSE.md).
 BUNDLED_CORPUS = str(resources.files("w2v_jax") / "data" / "wiki_slice.txt.gz")
@@ -203,22 +203,17 @@ def _file_chunks(path: str, chunk_bytes: int) -> Iterator[bytes]:
   try:
     stream = _open_binary(path)
   except READ_ERRORS as e:
-    raise UserError(f"corpus {path}: cannot read it ({_first_line(e)})") from None
+    raise UserError(f"corpus {path}: cannot read it ({first_line(e)})") from None
   with stream:
     while True:
       try:
         chunk = stream.read(chunk_bytes)
       except READ_ERRORS as e:
-        raise UserError(f"corpus {path}: damaged or truncated file ({_first_line(e)}); replace it with a good "
+        raise UserError(f"corpus {path}: damaged or truncated file ({first_line(e)}); replace it with a good "
                         "copy") from None
       if not chunk:
         return
       yield chunk
-
-
-def _first_line(error: Exception) -> str:
-  """An exception's message on one line (its type when empty)."""
-  return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _raw_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -9,7 +9,6 @@ nothing) so every host calls the collective step equally often.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -20,7 +19,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, first_line
 from w2v_jax.input_pipeline import SEP
 from w2v_jax.logs import LOGGER
 
@@ -75,7 +74,7 @@ def initialize(config: ml_collections.ConfigDict) -> None:
     raise UserError(f"config.coordinator_address={address!r}: {e} (no TPU pod or SLURM job detected); give "
                     "process 0's host:port with num_processes and process_id") from None
   except jax.errors.JaxRuntimeError as e:  # process 0 cannot serve on the address (port in use, bad host)
-    raise UserError(f"config.coordinator_address={address!r}: {str(e).splitlines()[0]}; give a free port on "
+    raise UserError(f"config.coordinator_address={address!r}: {first_line(e)}; give a free port on "
                     "process 0's host") from None
   finally:
     watchdog.cancel()
@@ -96,10 +95,10 @@ def is_main() -> bool:
   return jax.process_index() == 0
 
 
-def log(message: str, level: int = logging.INFO) -> None:
-  """A message through the w2v_jax logger, on process 0 only: the other processes stay quiet."""
+def log(message: str) -> None:
+  """An INFO message through the w2v_jax logger, on process 0 only: the other processes stay quiet."""
   if is_main():
-    LOGGER.log(level, message)
+    LOGGER.info(message)
 
 
 def barrier(name: str) -> None:

@@ -14,6 +14,12 @@ class UserError(Exception):
   """A mistake in the user's input or config; the message names the file/field and the fix."""
 
 
+def first_line(error: BaseException, limit: int | None = None) -> str:
+  """An exception's message on one line, for a UserError quoting it: its first line (its type when empty), cut
+  at limit characters (for libraries whose messages run to pages)."""
+  return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
 def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
   """Wraps a CLI entry point so a UserError prints one line and exits with status 2."""
 

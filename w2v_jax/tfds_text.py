@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 
 from w2v_jax import corpus
-from w2v_jax.errors import UserError
+from w2v_jax.errors import UserError, first_line
 
 PREFIX = "tfds:"
 # Records joined per tf.data batch: amortises the per-element Python cost over many sentences.
@@ -52,9 +52,9 @@ class TfdsText:
       raise UserError(f"corpus {PREFIX}{self.name}: cannot read split {self.split!r} ({e}); "
                       "set --config.tfds_split") from None
     except (tfds.download.DownloadError, OSError) as e:  # offline, a blocked URL, a full disk under data_dir
-      first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-      raise UserError(f"corpus {PREFIX}{self.name}: cannot download or prepare it ({first}); prepare it where there "
-                      "is network (`tfds build NAME --data_dir=DIR`) and pass --config.tfds_data_dir=DIR") from None
+      raise UserError(f"corpus {PREFIX}{self.name}: cannot download or prepare it ({first_line(e, 200)}); prepare it "
+                      "where there is network (`tfds build NAME --data_dir=DIR`) and pass --config.tfds_data_dir=DIR"
+                      ) from None
     except ImportError as e:  # a package only this dataset's preparation needs (e.g. apache_beam for wiki40b)
       missing = e.name or str(e)
       raise UserError(f"corpus {PREFIX}{self.name}: preparing it needs the Python package {missing}: "

@@ -6,7 +6,6 @@ the donated tables, so a step costs the same for a vocabulary of 10k or 1M words
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax import sampling, windows
+from w2v_jax.background import in_background
 from w2v_jax.model import Tables
 
 
@@ -340,9 +340,10 @@ def compile_ahead(step: Callable, *example_args) -> Callable:
   The host's work before the first call (starting the input: TensorFlow's import alone takes 3 s) then
   overlaps XLA's compile; the first call waits for it, and raises its errors.
   """
-  executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile")
-  compiled = executor.submit(lambda: step.lower(*example_args).compile())
-  executor.shutdown(wait=False)
+  def compile_step():
+    return step.lower(*example_args).compile()
+
+  compiled = in_background(compile_step)
 
   def call(*args):
     compiled.result()  # jit's cache now holds the executable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import importlib
@@ -39,6 +38,7 @@ from w2v_jax import (
   workdir_lock,
 )
 from w2v_jax.atomic_file import atomic_write
+from w2v_jax.background import in_background
 from w2v_jax.checkpointing import Checkpointer
 from w2v_jax.errors import UserError
 from w2v_jax.logs import LOGGER
@@ -142,8 +142,8 @@ class Progress:
     self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
     threading.excepthook = _quiet_event_writer_errors
     self.writer.add_text("config", "```\n" + config.to_json(indent=2) + "\n```", 0)
-    self.total_words, self.start_words = total_words, start_words  # start_words: trained before a resume
-    self.begin(start_words)
+    self.total_words = total_words
+    self.begin(start_words)  # the words trained before a resume do not count toward words/s and the ETA
 
   def begin(self, words: int) -> None:
     """Starts the clock for words/s and the ETA at words (after the first step, which waits for the compile)."""
@@ -257,12 +257,11 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   # vocabulary is known, without a second pass over the text.
   with tempfile.TemporaryFile(dir=workdir) as spill:
     t0 = time.time()
-    try:
-      counts, spilled = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes,
-                                     _FailingWrites(spill))
-    except _SpillError as e:
-      raise UserError(f"cannot write the token hashes' scratch file in {workdir} ({e}); free space (8 bytes a "
-                      "corpus token) and run the same command") from None
+    try:  # the corpus's own read errors are UserErrors already: an OSError here is the scratch file's
+      counts, spilled = count_corpus(mine, config.lowercase, config.max_vocab_size, config.vocab_processes, spill)
+    except OSError as e:
+      raise UserError(f"cannot write the token hashes' scratch file in {workdir} ({e.strerror or e}); free space "
+                      "(8 bytes a corpus token) and run the same command") from None
     vocab = _merged_vocab(config, workdir, counts, corpus.describe(whole))
     distributed.log(f"vocabulary: {vocab.size} words with count >= {config.min_count}, {vocab.total_tokens} corpus "
                     f"tokens, {time.time() - t0:.1f}s" + (f" ({hosts} processes, each counting its share)"
@@ -278,23 +277,6 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
     vocab.save(workdir, source, names)
   distributed.log(f"tokenized into {', '.join(names)} in {time.time() - t0:.1f}s")
   return vocab, input_pipeline.read_token_cache(cache)
-
-
-class _SpillError(Exception):
-  """A write to the count's scratch file failed (a full disk): told apart from the corpus's own read errors."""
-
-
-class _FailingWrites:
-  """A binary file whose failed writes raise _SpillError."""
-
-  def __init__(self, f):
-    self.f = f
-
-  def write(self, data: bytes) -> int:
-    try:
-      return self.f.write(data)
-    except OSError as e:
-      raise _SpillError(e.strerror or str(e)) from None
 
 
 def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
@@ -365,15 +347,6 @@ def export_vectors(workdir: str, vocab: Vocab, vectors: np.ndarray) -> None:
   word2vec_format.write_word2vec_files(
       [(os.path.join(workdir, "vectors.txt"), False), (os.path.join(workdir, "vectors.bin"), True)], vocab.words,
       vectors)
-
-
-def in_background(fn: Callable, *args) -> concurrent.futures.Future:
-  """fn(*args) in a thread of its own: host work (formatting vectors.txt) that overlaps XLA's, which releases the
-  GIL."""
-  executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=fn.__name__)
-  future = executor.submit(fn, *args)
-  executor.shutdown(wait=False)
-  return future
 
 
 def check_memory(config, vocab_size: int) -> None:

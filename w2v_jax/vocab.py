@@ -17,7 +17,7 @@ import numpy as np
 
 from w2v_jax import corpus
 from w2v_jax.atomic_file import atomic_write
-from w2v_jax.errors import UserError, exit_on_user_error
+from w2v_jax.errors import UserError, exit_on_user_error, first_line
 from w2v_jax.word_count import WordCounts, hash_tokens, stream_hashes
 
 Counts = tuple[collections.Counter, int, int]  # word (bytes) counts, corpus tokens, invalid UTF-8 sequences
@@ -71,7 +71,7 @@ class Vocab:
       if isinstance(e, OSError):
         what = f"{os.path.basename(str(e.filename))}: {e.strerror}" if e.filename else e.strerror
       else:
-        what = str(e).splitlines()[0] if str(e) else type(e).__name__
+        what = first_line(e)
       raise UserError(f"{os.path.join(workdir, 'vocab.tsv')}: damaged or missing ({what}); "
                       "training in this workdir rebuilds it") from None
 

@@ -21,7 +21,7 @@ from absl import app, flags, logging
 from w2v_jax import evaluation, export, word2vec_format
 from w2v_jax.atomic_file import atomic_write
 from w2v_jax.commands import list_flags_in_help
-from w2v_jax.errors import UserError, exit_on_user_error
+from w2v_jax.errors import UserError, exit_on_user_error, first_line
 from w2v_jax.keyed_vectors import check_finite, load_workdir
 
 FLAGS = flags.FLAGS
@@ -68,7 +68,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    raise UserError(f"{str(e).splitlines()[0]}; see --helpfull") from None
+    raise UserError(f"{first_line(e)}; see --helpfull") from None
 
 
 def evaluate(neighbors: list[str], query: str | None, bundled: bool) -> None:

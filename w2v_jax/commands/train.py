@@ -20,7 +20,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from w2v_jax import config_names, logs  # noqa: E402
 from w2v_jax.commands import list_flags_in_help  # noqa: E402
-from w2v_jax.errors import UserError, exit_on_user_error  # noqa: E402
+from w2v_jax.errors import UserError, exit_on_user_error, first_line  # noqa: E402
 
 EXIT_STOPPED = 75  # stopped by a signal with a checkpoint saved; rerun to resume (sysexits' EX_TEMPFAIL)
 DEFAULT_CONFIG = "configs/default.py"
@@ -94,14 +94,14 @@ def parse_flags(argv: list[str]) -> list[str]:
     args = FLAGS(argv)
     FLAGS.config  # noqa: B018  (loads the config file where no --config.<field> override has)
   except flags.Error as e:
-    raise UserError(f"{str(e).splitlines()[0]}; see --helpfull") from None
+    raise UserError(f"{first_line(e)}; see --helpfull") from None
   except Exception as e:  # the config file is the user's Python: any error in it is theirs
     found = re.search(r"[A-Za-z_]\w*", str(e))  # ml_collections quotes the key, maybe twice, maybe with a hint
     name = found.group() if found else ""
     if isinstance(e, AttributeError | KeyError) and any(f"config.{name}" in arg for arg in argv):
       raise UserError(f"--config.{name}: {config_names.unknown_field(name, config_fields(path))} "
                       f"(the fields: {path})") from None
-    raise UserError(f"--config={path}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    raise UserError(f"--config={path}: cannot load it ({type(e).__name__}: {first_line(e)})") from None
   if len(args) > 1:
     raise UserError(f"unexpected arguments {' '.join(args[1:])!r}; flags are written --name=value (see --helpfull)")
   return args
