@@ -120,12 +120,12 @@ def default_config(model: str, batch_size: int = 4096, block_length: int = 256):
 
 def default_step(model: str, batch_size: int, block_length: int):
   """The jitted step as the trainer builds it from the default config on one device (sequential updates included)."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
   from w2v_jax.train_step import make_train_step, step_config
 
   config = default_config(model, batch_size, block_length)
-  blocks = trainer.update_blocks(config, 1)
-  return make_train_step(step_config(config), blocks, trainer.shape_blocks(config, blocks))
+  blocks = settings.update_blocks(config, 1)
+  return make_train_step(step_config(config), blocks, settings.shape_blocks(config, blocks))
 
 
 def zipf_inputs(vocab_size: int, batch_size: int, block_length: int, batches: int = 4, config=None):

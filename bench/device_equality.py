@@ -30,7 +30,7 @@ def main() -> None:
 
   from bench import common
   from bench.step_report import load_config
-  from w2v_jax import parallel, trainer
+  from w2v_jax import parallel, settings
   from w2v_jax.model import Word2Vec
   from w2v_jax.train_step import make_train_step, step_config, step_key
 
@@ -44,17 +44,17 @@ def main() -> None:
       tables, metrics = step(tables, metrics, jnp.asarray(batch), lr, step_key(key, i), sampler)
     return tables
 
-  blocks = trainer.update_blocks(config, 1)
+  blocks = settings.update_blocks(config, 1)
   initial = Word2Vec(args.vocab, config.dim, rngs=nnx.Rngs(0)).tables()
-  want = train(make_train_step(cfg, blocks, trainer.shape_blocks(config, blocks)),
+  want = train(make_train_step(cfg, blocks, settings.shape_blocks(config, blocks)),
                jax.tree.map(jnp.copy, initial), jnp.zeros(2))
   mesh = parallel.make_mesh(args.devices)
-  blocks = trainer.update_blocks(config, args.devices)
+  blocks = settings.update_blocks(config, args.devices)
   print(f"config {args.config}: {config.batch_size} tokens per step, {blocks * config.block_length} per update, "
         f"{args.steps} steps, V {args.vocab}, dim {config.dim}; 1 device against {args.devices}")
   scale = float(jnp.max(jnp.abs(want.output)))
   for layout in parallel.TABLE_LAYOUTS:
-    step = parallel.make_parallel_train_step(cfg, mesh, layout, blocks, trainer.shape_blocks(config, blocks))
+    step = parallel.make_parallel_train_step(cfg, mesh, layout, blocks, settings.shape_blocks(config, blocks))
     got = train(step, parallel.shard_tables(jax.tree.map(jnp.copy, initial), mesh, layout),
                 parallel.replicate(jnp.zeros(2), mesh))
     got = parallel.unshard_tables(got, args.vocab)

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from bench import common  # noqa: E402
-from w2v_jax import train_step, trainer  # noqa: E402
+from w2v_jax import settings, train_step  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
 
 MILLION = 1 << 20
@@ -52,8 +52,8 @@ def main() -> None:
   args = parser.parse_args()
   config = load_config(args.config)
   cfg = train_step.step_config(config)
-  blocks = trainer.update_blocks(config, 1)
-  shape_blocks = trainer.shape_blocks(config, blocks)
+  blocks = settings.update_blocks(config, 1)
+  shape_blocks = settings.shape_blocks(config, blocks)
   update_tokens = blocks * config.block_length
   sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, 1, config)
   tokens = jnp.asarray(batches[0])

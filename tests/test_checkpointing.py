@@ -21,7 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from w2v_jax import checkpointing, keyed_vectors, trainer
+from w2v_jax import checkpointing, keyed_vectors, settings, trainer
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables
 from w2v_jax.vocab import Vocab
@@ -140,7 +140,7 @@ def test_wrong_resume_is_refused_and_safe_changes_are_allowed(reference, tmp_pat
   result = _run(_args(corpus, workdir, "--config.epochs=2", "--config.log_every_steps=1"))
   assert result.returncode == 0, result.stderr[-2000:]
   rates = [float(m) for m in re.findall(r"lr (\d\.\d+)", result.stdout)]
-  assert rates and rates[0] > 0.9 * trainer.resolve_alpha(_tiny()) and rates[-1] < 0.2 * rates[0], rates
+  assert rates and rates[0] > 0.9 * settings.resolve_alpha(_tiny()) and rates[-1] < 0.2 * rates[0], rates
 
 
 def _tiny():

@@ -143,30 +143,30 @@ def test_bad_flag_exits_2_with_one_error_line(tmp_path, case: str) -> None:
 ])
 def test_values_that_failed_later_are_refused_up_front(tiny_config, field: str, value: int, message: str) -> None:
   """validate_config refuses them in one line, before the vocabulary is written."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
   from w2v_jax.errors import UserError
 
   tiny_config[field] = value
   with pytest.raises(UserError, match=message):
-    trainer.validate_config(tiny_config)
+    settings.validate_config(tiny_config)
 
 
 def test_tables_too_large_for_memory_are_refused_before_allocation(tiny_config) -> None:
   """dim=1e9 is refused in one line naming dim and max_vocab_size (it was XLA's RESOURCE_EXHAUSTED)."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
   from w2v_jax.errors import UserError
 
   tiny_config.dim = 10**9
   with pytest.raises(UserError, match=r"config\.dim=1000000000 with 1000 words needs about [\d,.]+ GiB .* "
                                       r"are 7,451 GiB.*--config\.max_vocab_size"):
-    trainer.check_memory(tiny_config, 1000)
+    settings.check_memory(tiny_config, 1000)
   tiny_config.dim = 16
-  trainer.check_memory(tiny_config, 1000)
+  settings.check_memory(tiny_config, 1000)
 
 
 def test_tables_are_checked_against_an_accelerators_memory(tiny_config, monkeypatch) -> None:
   """On a device that reports its memory (GPU, TPU) the check is per device: twice the tables and a step's buffers."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
   from w2v_jax.errors import UserError
 
   class Device:
@@ -175,11 +175,11 @@ def test_tables_are_checked_against_an_accelerators_memory(tiny_config, monkeypa
     def memory_stats(self) -> dict:
       return {"bytes_limit": 1 << 30}
 
-  monkeypatch.setattr(trainer.jax, "local_devices", lambda: [Device(), Device()])
+  monkeypatch.setattr(settings.jax, "local_devices", lambda: [Device(), Device()])
   tiny_config.dim = 100
-  trainer.check_memory(tiny_config, 500_000)  # 0.4 GiB of tables: 0.8 GiB with evaluation's copy
+  settings.check_memory(tiny_config, 500_000)  # 0.4 GiB of tables: 0.8 GiB with evaluation's copy
   with pytest.raises(UserError, match=r"with 1000000 words needs about 1\.5 GiB .* but a gpu device holds 1\.0 GiB"):
-    trainer.check_memory(tiny_config, 1_000_000)
+    settings.check_memory(tiny_config, 1_000_000)
 
 
 @pytest.mark.parametrize("summary, status", [({"stopped_at_step": 3}, 75), ({"steps": 9}, 0)])
@@ -310,37 +310,37 @@ def test_train_py_end_to_end(tmp_path) -> None:
 
 def test_update_size_becomes_whole_blocks_per_device(tiny_config) -> None:
   """update_size is rounded up to a block per device, capped at the batch, and refused if it cannot divide it."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
   from w2v_jax.errors import UserError
 
   config = tiny_config  # batch 256 tokens = 4 blocks of 64
   config.update_size = 64
-  assert trainer.update_blocks(config, 1) == 1
-  assert trainer.update_blocks(config, 2) == 2
-  assert trainer.update_blocks(config, 4) == 4
+  assert settings.update_blocks(config, 1) == 1
+  assert settings.update_blocks(config, 2) == 2
+  assert settings.update_blocks(config, 4) == 4
   config.update_size = 1024
-  assert trainer.update_blocks(config, 1) == 4
+  assert settings.update_blocks(config, 1) == 4
   config.batch_size, config.update_size = 384, 64  # 6 blocks: updates of 4 blocks on 4 devices cannot divide it
   with pytest.raises(UserError, match="update_size"):
-    trainer.update_blocks(config, 4)
+    settings.update_blocks(config, 4)
 
 
 def test_shape_blocks_are_whole_updates_of_at_most_curvature_every_tokens(tiny_config) -> None:
   """The shape group holds the most whole updates within curvature_every tokens (at least one) that divide the
   batch's updates; 0 means once per step."""
-  from w2v_jax import trainer
+  from w2v_jax import settings
 
   config = tiny_config
   config.batch_size, config.block_length = 12 * 64, 64  # 12 blocks
   config.curvature_every = 0
-  assert trainer.shape_blocks(config, 1) == 12
+  assert settings.shape_blocks(config, 1) == 12
   config.curvature_every = 5 * 64  # 5 one-block updates fit, but 5 does not divide 12: 4
-  assert trainer.shape_blocks(config, 1) == 4
-  assert trainer.shape_blocks(config, 2) == 4  # 2 updates of 2 blocks
+  assert settings.shape_blocks(config, 1) == 4
+  assert settings.shape_blocks(config, 2) == 4  # 2 updates of 2 blocks
   config.curvature_every = 64  # smaller than an update: a fresh shape per update
-  assert trainer.shape_blocks(config, 3) == 3
+  assert settings.shape_blocks(config, 3) == 3
   config.curvature_every = 1 << 20  # more than the batch: once per step
-  assert trainer.shape_blocks(config, 2) == 12
+  assert settings.shape_blocks(config, 2) == 12
 
 
 def test_progress_eta_counts_only_the_words_trained_since_a_resume(tmp_path, capsys):
