@@ -21,9 +21,9 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common  # noqa: E402
-from w2v_jax import checkpointing, parallel  # noqa: E402
+from w2v_jax import checkpointing, parallel, settings  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import make_sampler, step_config, step_key  # noqa: E402
+from w2v_jax.train_step import make_sampler, new_scratch, step_config, step_key  # noqa: E402
 
 
 def memory() -> str:
@@ -54,25 +54,30 @@ def main():
   counts = np.maximum((1e9 / np.arange(1, args.vocab + 1)).astype(np.int64), 5)
   sampler = make_sampler(counts, 0.75, 1e-3)
   step = common.default_step("skipgram", args.batch_size, 1024)
+  scratch = new_scratch(args.vocab)
   if args.layout != "single":
     mesh = parallel.make_mesh()
     t0 = time.perf_counter()
     tables = jax.block_until_ready(parallel.shard_tables(tables, mesh, args.layout))
+    scratch = parallel.shard_scratch(args.vocab, mesh, args.layout)
     print(f"laid out on {mesh.size} devices: {time.perf_counter() - t0:.1f}s, {memory()}", flush=True)
-    step = parallel.make_parallel_train_step(step_config(common.default_config("skipgram")), mesh, args.layout,
-                                             args.batch_size // 1024)
+    config = common.default_config("skipgram", args.batch_size, 1024)
+    blocks = settings.update_blocks(config, mesh.size)
+    step = parallel.make_parallel_train_step(step_config(config), mesh, args.layout, blocks,
+                                             settings.shape_blocks(config, blocks))
   rng = np.random.default_rng(0)
   ranks = rng.zipf(1.1, size=(args.steps + 1, args.batch_size // 1024, 1024))
   batches = np.minimum(ranks - 1, args.vocab - 1).astype(np.int32)
   metrics, key = jnp.zeros(2), jax.random.key(0)
   t0 = time.perf_counter()
-  tables, metrics = jax.block_until_ready(step(tables, metrics, batches[0], np.float32(0.025), key, sampler))
+  tables, scratch, metrics = jax.block_until_ready(
+      step(tables, scratch, metrics, batches[0], np.float32(0.025), key, sampler))
   print(f"first step (compile): {time.perf_counter() - t0:.1f}s, {memory()}", flush=True)
   times = []
   for i in range(args.steps):
     t0 = time.perf_counter()
-    tables, metrics = jax.block_until_ready(
-        step(tables, metrics, batches[i + 1], np.float32(0.025), step_key(key, i), sampler))
+    tables, scratch, metrics = jax.block_until_ready(
+        step(tables, scratch, metrics, batches[i + 1], np.float32(0.025), step_key(key, i), sampler))
     times.append(time.perf_counter() - t0)
   ms = 1e3 * float(np.median(times))
   print(f"{args.steps} steps of {args.batch_size} tokens: median {ms:.1f} ms/step "

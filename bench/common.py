@@ -61,7 +61,7 @@ def corpus_lines(corpus: str, out: str, words_per_line: int = 1000) -> int:
   n = 0
   with open(out, "w") as f:
     carry = []
-    for piece in corpus_lib.read_pieces(corpus_lib.corpus_files(corpus), lowercase=True):
+    for piece in corpus_lib.FileCorpus(corpus_lib.corpus_files(corpus)).pieces(lowercase=True):
       carry.extend(piece.decode().split())
       while len(carry) >= words_per_line:
         f.write(" ".join(carry[:words_per_line]) + "\n")

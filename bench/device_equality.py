@@ -32,22 +32,22 @@ def main() -> None:
   from bench.step_report import load_config
   from w2v_jax import parallel, settings
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import make_train_step, step_config, step_key
+  from w2v_jax.train_step import make_train_step, new_scratch, step_config, step_key
 
   config = load_config(args.config)
   cfg = step_config(config)
   sampler, batches = common.zipf_inputs(args.vocab, config.batch_size, config.block_length, args.steps, config)
   key, lr = jax.random.key(config.seed), np.float32(0.025)
 
-  def train(step, tables, metrics):
+  def train(step, tables, scratch, metrics):
     for i, batch in enumerate(batches):
-      tables, metrics = step(tables, metrics, jnp.asarray(batch), lr, step_key(key, i), sampler)
+      tables, scratch, metrics = step(tables, scratch, metrics, jnp.asarray(batch), lr, step_key(key, i), sampler)
     return tables
 
   blocks = settings.update_blocks(config, 1)
   initial = Word2Vec(args.vocab, config.dim, rngs=nnx.Rngs(0)).tables()
   want = train(make_train_step(cfg, blocks, settings.shape_blocks(config, blocks)),
-               jax.tree.map(jnp.copy, initial), jnp.zeros(2))
+               jax.tree.map(jnp.copy, initial), new_scratch(args.vocab), jnp.zeros(2))
   mesh = parallel.make_mesh(args.devices)
   blocks = settings.update_blocks(config, args.devices)
   print(f"config {args.config}: {config.batch_size} tokens per step, {blocks * config.block_length} per update, "
@@ -56,7 +56,7 @@ def main() -> None:
   for layout in parallel.TABLE_LAYOUTS:
     step = parallel.make_parallel_train_step(cfg, mesh, layout, blocks, settings.shape_blocks(config, blocks))
     got = train(step, parallel.shard_tables(jax.tree.map(jnp.copy, initial), mesh, layout),
-                parallel.replicate(jnp.zeros(2), mesh))
+                parallel.shard_scratch(args.vocab, mesh, layout), parallel.replicate(jnp.zeros(2), mesh))
     got = parallel.unshard_tables(got, args.vocab)
     diffs = [float(jnp.max(jnp.abs(g - w))) for g, w in ((got.input, want.input), (got.output, want.output))]
     print(f"  {layout:10} max |difference|: input {diffs[0]:.2e}, output {diffs[1]:.2e} "

@@ -25,20 +25,21 @@ from bench.common import corpus_lines, run, run_python
 
 PROBE = """
 import os, resource, sys, time
-from w2v_jax import host_memory, input_pipeline, vocab
+from w2v_jax import corpus, host_memory, input_pipeline, vocab
 host_memory.pin_mmap_threshold()  # as the trainer does
 mode, path, workdir = sys.argv[1:4]
+source = corpus.FileCorpus([path])
 t0 = time.perf_counter()
 if mode == "vocab":
-  v = vocab.build_vocab([path], lowercase=True, min_count=5)
+  v = vocab.build_vocab(source, lowercase=True, min_count=5)
   v.save(workdir)
   n = v.total_tokens
 elif mode == "prune":
-  v = vocab.build_vocab([path], lowercase=False, min_count=1, max_vocab_size=1_000_000, processes=1)
+  v = vocab.build_vocab(source, lowercase=False, min_count=1, max_vocab_size=1_000_000, processes=1)
   n = v.total_tokens
 else:
   v = vocab.Vocab.load(workdir)
-  stream = input_pipeline.write_token_cache(input_pipeline.tokenize_pieces([path], v, True),
+  stream = input_pipeline.write_token_cache(input_pipeline.tokenize_pieces(source, v, True),
                                            os.path.join(workdir, "tokens.i32"))
   n = sum(int((b["tokens"] >= 0).sum()) for b in input_pipeline.numpy_batches(stream, v, 1e-3, 0, 0, 4096, 1024))
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -33,22 +33,27 @@ def time_layouts(vocab_size: int, args: argparse.Namespace, layouts: list[str]) 
   import numpy as np
   from flax import nnx
 
-  from w2v_jax import parallel
+  from w2v_jax import parallel, settings
   from w2v_jax.model import Word2Vec
-  from w2v_jax.train_step import make_train_step, step_config, step_key
+  from w2v_jax.train_step import make_train_step, new_scratch, step_config, step_key
 
   lr = np.float32(0.025)
   sampler, batches = common.zipf_inputs(vocab_size, args.batch_size, args.block_length)
-  cfg = step_config(common.default_config(args.model))
+  config = common.default_config(args.model, args.batch_size, args.block_length)
+  cfg = step_config(config)
   mesh = parallel.make_mesh()
   steps, state = {}, {}
   for layout in layouts:
     tables = Word2Vec(vocab_size, args.dim, rngs=nnx.Rngs(0)).tables()
+    blocks = settings.update_blocks(config, 1 if layout == "single" else mesh.size)
+    shape_blocks = settings.shape_blocks(config, blocks)
     if layout == "single":
-      steps[layout], state[layout] = make_train_step(cfg), (tables, jnp.zeros(2))
+      steps[layout] = make_train_step(cfg, blocks, shape_blocks)
+      state[layout] = tables, new_scratch(vocab_size), jnp.zeros(2)
     else:
-      steps[layout] = parallel.make_parallel_train_step(cfg, mesh, layout)
-      state[layout] = parallel.shard_tables(tables, mesh, layout), parallel.replicate(jnp.zeros(2), mesh)
+      steps[layout] = parallel.make_parallel_train_step(cfg, mesh, layout, blocks, shape_blocks)
+      state[layout] = (parallel.shard_tables(tables, mesh, layout), parallel.shard_scratch(vocab_size, mesh, layout),
+                       parallel.replicate(jnp.zeros(2), mesh))
   key = jax.random.key(0)
   walls, cpus = {layout: [] for layout in layouts}, {layout: [] for layout in layouts}
   for i in range(args.steps + 2):  # the first two compile and warm up

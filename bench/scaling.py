@@ -19,9 +19,9 @@ from flax import nnx  # noqa: E402
 
 from bench import common  # noqa: E402
 from configs import text8  # noqa: E402
-from w2v_jax import host_memory, input_pipeline, trainer  # noqa: E402
+from w2v_jax import feed, host_memory, input_pipeline  # noqa: E402
 from w2v_jax.model import Word2Vec  # noqa: E402
-from w2v_jax.train_step import Sampler, make_sampler, step_key  # noqa: E402
+from w2v_jax.train_step import Sampler, make_sampler, new_scratch, step_key  # noqa: E402
 from w2v_jax.vocab import Vocab, saved_token_cache  # noqa: E402
 
 
@@ -32,11 +32,11 @@ def time_step(vocab_size: int, dim: int, model: str, sampler: Sampler, batches: 
   tables = Word2Vec(vocab_size, dim, rngs=nnx.Rngs(0)).tables()
   host_memory.use_huge_pages(tables.input, tables.output)  # as the trainer does
   step = common.default_step(model, batches[0].size, batches[0].shape[1])
-  metrics, key, lr = jax.numpy.zeros(2), jax.random.key(0), np.float32(0.025)
+  scratch, metrics, key, lr = new_scratch(vocab_size), jax.numpy.zeros(2), jax.random.key(0), np.float32(0.025)
   times = []
   for i in range(steps + 1):  # the first one compiles
     t0 = time.perf_counter()
-    tables, metrics = step(tables, metrics, batches[i % len(batches)], lr, step_key(key, i), sampler)
+    tables, scratch, metrics = step(tables, scratch, metrics, batches[i % len(batches)], lr, step_key(key, i), sampler)
     jax.block_until_ready(tables)
     times.append(time.perf_counter() - t0)
   return float(np.median(times[1:]))
@@ -68,13 +68,13 @@ def input_vs_step(args: argparse.Namespace) -> None:
   for name in ("tfdata", "numpy"):
     config.input = name
     t0 = time.perf_counter()
-    n = sum(1 for _ in trainer.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size))
+    n = sum(1 for _ in feed.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size))
     dt = time.perf_counter() - t0
     rates[name] = vocab.total_tokens / dt
     print(f"{name + ' input':14} {dt:7.2f} s/epoch {rates[name] / 1e6:8.2f}M corpus tokens/s  "
           f"({n} batches, {n * args.batch_size / dt / 1e6:.2f}M batch tokens/s)  {common.load()}", flush=True)
   corpus_per_batch_token = vocab.total_tokens / (n * args.batch_size)  # subsampling and padding shrink the stream
-  epoch = trainer.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size)
+  epoch = feed.epoch_batches(config, vocab, stream, 0, 0, 0, args.batch_size)
   batches = [b["tokens"] for _, b in zip(range(8), epoch)]
   sampler = make_sampler(vocab.counts, config.ns_exponent, config.sample, config.negative, config.curvature_words)
   t = time_step(vocab.size, args.dim, args.model, sampler, batches, args.steps)

@@ -63,7 +63,8 @@ def main() -> None:
   shrink, negatives = jax.jit(functools.partial(train_step.draw, cfg))(key, tokens, sampler)
   shape = jax.jit(functools.partial(train_step.curvature_shape, cfg))(tables, sampler)
   update = jax.jit(functools.partial(train_step.update_step, cfg))
-  per_update = op_counts(update.lower(shape, tables, jnp.zeros(2), tokens[:blocks], shrink[:blocks],
+  scratch = train_step.new_scratch(args.vocab)
+  per_update = op_counts(update.lower(shape, tables, scratch, jnp.zeros(2), tokens[:blocks], shrink[:blocks],
                                       negatives[:blocks], np.float32(0.01)))
 
   per_step = op_counts(jax.jit(functools.partial(train_step.draw, cfg)).lower(key, tokens, sampler))
@@ -83,12 +84,13 @@ def main() -> None:
 
   step = train_step.make_train_step(cfg, blocks, shape_blocks)
   metrics = jnp.zeros(2)
-  tables, metrics = step(tables, metrics, tokens, np.float32(0.01), key, sampler)
+  tables, scratch, metrics = step(tables, scratch, metrics, tokens, np.float32(0.01), key, sampler)
   jax.block_until_ready(tables)
   best = float("inf")
   for i in range(args.steps):
     start = time.perf_counter()
-    tables, metrics = step(tables, metrics, tokens, np.float32(0.01), train_step.step_key(key, i), sampler)
+    tables, scratch, metrics = step(tables, scratch, metrics, tokens, np.float32(0.01), train_step.step_key(key, i),
+                                    sampler)
     jax.block_until_ready(tables)
     best = min(best, time.perf_counter() - start)
   print(f"  step wall time on {jax.devices()[0].device_kind}: {best * 1e3:.1f} ms per {config.batch_size} tokens "

@@ -22,14 +22,15 @@ print("COUNT", time.perf_counter() - t0, len(model.wv))
 
 W2V_JAX = """
 import sys, time
-from w2v_jax import input_pipeline, vocab
+from w2v_jax import corpus, input_pipeline, vocab
+source = corpus.FileCorpus([sys.argv[1]])
 t0 = time.perf_counter()
-v = vocab.build_vocab([sys.argv[1]], lowercase=False, min_count=5, processes=int(sys.argv[2]))
+v = vocab.build_vocab(source, lowercase=False, min_count=5, processes=int(sys.argv[2]))
 print("COUNT", time.perf_counter() - t0, v.size)
 if sys.argv[2] == "1":
   sys.exit()
 t0 = time.perf_counter()
-n = sum(len(ids) for ids in input_pipeline.tokenize_pieces([sys.argv[1]], v, lowercase=False))
+n = sum(len(ids) for ids in input_pipeline.tokenize_pieces(source, v, lowercase=False))
 print("TOKENIZE", time.perf_counter() - t0, n)
 """
 

@@ -63,14 +63,15 @@ def get_config() -> ml_collections.ConfigDict:
   # curvature shape (two D x D eigendecompositions) serves curvature_every tokens of it.
   config.batch_size = 65536
   # Row-wise implicit step, so that many tokens can update at once: a row's summed update is divided, along
-  # each direction of its curvature c (sum of s'(score) |partner|^2 over its pairs), by 1 + damping * lr * c.
+  # each eigendirection of its curvature a * S (a: sum of s'(score) over its pairs; S: the shared second moment
+  # of the partners, see curvature_words), by 1 + damping * lr * a * eigenvalue (docs/ALGORITHM.md).
   # Rare rows get plain SGD, frequent ones about half a Newton step for each of the two tables (2: the pair
   # then moves one Newton step together); 0 is plain summed SGD, which diverges at large updates.
   config.damping = 2.0
   # Curvature directions damped one by one (the largest); the rest by the largest of them (0 or >= dim: all).
   config.curvature_rank = 16
   # The most frequent words whose rows estimate the shape of the curvature (their partners' second moment),
-  # once per step; they are most of any row's partners.
+  # every curvature_every tokens; they are most of any row's partners.
   config.curvature_words = 4096
   # Tokens between estimates of the curvature shape, in whole updates (at least one update, at most a step;
   # 0: once per step): the shape is a statistic of the tables, and large updates each need a fresh one.
@@ -86,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.input = "tfdata"
   # Devices of the 1-D data mesh (0: all visible devices, on every host).
   config.num_devices = 0
-  # Tables on several devices: 'replicated' (each device holds both; only touched rows are exchanged)
+  # Tables on several devices: 'replicated' (each device holds both; only the update's entries are exchanged)
   # or 'sharded' along the vocabulary (for vocabularies too large for one device).
   config.table_layout = "replicated"
   # Several hosts: process 0's host:port for jax.distributed ('auto': detect TPU pod/SLURM; '': one process).

@@ -16,6 +16,7 @@ import pytest
 import w2v_jax
 from w2v_jax import api, trainer
 from w2v_jax.keyed_vectors import KeyedVectors
+from w2v_jax.stop_request import StopRequest
 from w2v_jax.word2vec_format import write_word2vec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,7 +162,7 @@ def test_second_interrupt_raises_keyboard_interrupt_and_handlers_come_back() -> 
   """From the API a second SIGINT raises KeyboardInterrupt (the interpreter lives on); off the main thread no
   handler is installed (signal.signal would raise there)."""
   previous = signal.getsignal(signal.SIGINT)
-  stop = trainer.StopRequest(exit_on_second=False)
+  stop = StopRequest(exit_on_second=False)
   stop._handle(signal.SIGINT, None)
   assert stop.requested
   with pytest.raises(KeyboardInterrupt):
@@ -169,7 +170,7 @@ def test_second_interrupt_raises_keyboard_interrupt_and_handlers_come_back() -> 
   stop.restore()
   assert signal.getsignal(signal.SIGINT) is previous
   made = []
-  thread = threading.Thread(target=lambda: made.append(trainer.StopRequest(exit_on_second=False).previous))
+  thread = threading.Thread(target=lambda: made.append(StopRequest(exit_on_second=False).previous))
   thread.start()
   thread.join()
   assert made == [{}]

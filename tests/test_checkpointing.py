@@ -21,7 +21,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from w2v_jax import checkpointing, keyed_vectors, settings, trainer
+from w2v_jax import checkpointing, keyed_vectors, loop_state, settings
 from w2v_jax.errors import UserError
 from w2v_jax.model import Tables
 from w2v_jax.vocab import Vocab
@@ -151,7 +151,7 @@ def _tiny():
 
 
 def _tables(value: float) -> Tables:
-  return Tables(jnp.full((50, 4), value), jnp.full((50, 4), -value), jnp.zeros(50, jnp.float32))
+  return Tables(jnp.full((50, 4), value), jnp.full((50, 4), -value))
 
 
 def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path, capsys) -> None:
@@ -291,7 +291,7 @@ def test_learning_rate_continues_from_anchor_when_epochs_change() -> None:
   total, alpha, min_alpha = 1000, 0.025, 1e-4
 
   def lr(words: float, anchor: tuple, total_words: int) -> float:
-    return float(trainer.lr_schedule(anchor, total_words, min_alpha)(np.float32(words)))
+    return float(loop_state.lr_schedule(anchor, total_words, min_alpha)(np.float32(words)))
 
   assert lr(0, (0, alpha), total) == pytest.approx(alpha)
   assert lr(total, (0, alpha), total) == pytest.approx(min_alpha)

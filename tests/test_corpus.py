@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import io
 import lzma
 import os
+import pickle
 import zipfile
 
+import numpy as np
 import pytest
 
 from w2v_jax import corpus
@@ -18,7 +21,7 @@ TEXT = "the quick brown fox\njumps over\n\n  the lazy\tdog  \nÜber naïve ÉCOL
 
 
 def read_all(files: list[str], lowercase: bool = False, piece_bytes: int = corpus.PIECE_BYTES, stats=None) -> bytes:
-  return b"".join(corpus.read_pieces(files, lowercase, stats, piece_bytes=piece_bytes))
+  return b"".join(corpus.FileCorpus(files).pieces(lowercase, stats, piece_bytes=piece_bytes))
 
 
 def test_corpus_files_expands_and_sorts_globs(write_corpus, tmp_path) -> None:
@@ -43,7 +46,7 @@ def test_corpus_files_errors(write_corpus, tmp_path, case: str) -> None:
 def test_pieces_concatenate_to_the_file(write_corpus, piece_bytes: int) -> None:
   """Joined pieces are the file's bytes; pieces end after a newline or whitespace unless a token is too long."""
   path = write_corpus("c.txt", TEXT)
-  pieces = list(corpus.read_pieces([path], False, piece_bytes=piece_bytes))
+  pieces = list(corpus.FileCorpus([path]).pieces(False, piece_bytes=piece_bytes))
   assert b"".join(pieces) == TEXT.encode()
   for piece in pieces[:-1]:
     assert len(piece) <= 2 * max(piece_bytes, 1) + 1
@@ -55,7 +58,7 @@ def test_long_line_is_cut_at_whitespace(write_corpus) -> None:
   """A line much longer than a piece is split between tokens: every token survives whole."""
   line = " ".join(f"token{i}" for i in range(500))
   path = write_corpus("long.txt", line + "\nend\n")
-  pieces = list(corpus.read_pieces([path], False, piece_bytes=50))
+  pieces = list(corpus.FileCorpus([path]).pieces(False, piece_bytes=50))
   assert len(pieces) > 50
   assert b"".join(pieces).split() == (line + " end").encode().split()
   assert [t for p in pieces for t in p.split()] == (line + " end").encode().split()
@@ -158,7 +161,7 @@ def test_binary_file_is_refused(write_corpus, case: str) -> None:
              "misnamed_gzip": gzip.compress(os.urandom(4000).hex().encode())}[case]
   path = write_corpus(f"{case}.txt", content)
   with pytest.raises(UserError, match=f"{case}.txt: not UTF-8 text.*allow_binary_corpus=True") as info:
-    corpus.check_text([path])
+    corpus.FileCorpus([path]).check_text()
   assert "\n" not in str(info.value)
   assert ("looks like .gz data" in str(info.value)) == (case == "misnamed_gzip")
 
@@ -168,7 +171,7 @@ def test_text_with_a_few_bad_bytes_is_not_refused(write_corpus) -> None:
   big = write_corpus("big.txt", TEXT.encode() * 10 + b"\xff\xfe \x00 bad\xe2\x82\n" * 3)
   short = write_corpus("short.txt", b"ok \xff\xfe word\ncut \xe2\x82 end\n")
   gz = write_corpus("c.txt.gz", gzip.compress(TEXT.encode()))
-  corpus.check_text([big, short, gz])
+  corpus.FileCorpus([big, short, gz]).check_text()
 
 
 def test_invalid_utf8_is_replaced_and_counted(write_corpus) -> None:
@@ -225,17 +228,17 @@ def test_identity_sees_same_size_edits(write_corpus, size: int) -> None:
   (at the end of a large file, a sampled piece) still changes it; content_identity leaves the mtime out."""
   data = bytearray(os.urandom(size // 2).hex().encode())
   path = write_corpus("a.txt", bytes(data))
-  before = corpus.identity([path])
+  before = corpus.FileCorpus([path]).identity()
   assert before[0]["path"] == os.path.abspath(path) and before[0]["size"] == size
   stat = os.stat(path)
   data[-3:] = b"xyz" if data[-3:] != b"xyz" else b"abc"
   with open(path, "wb") as f:
     f.write(data)
   os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-  after = corpus.identity([path])
+  after = corpus.FileCorpus([path]).identity()
   assert after[0]["size"] == size and after[0]["mtime_ns"] == before[0]["mtime_ns"] and after != before
   os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-  touched = corpus.identity([path])
+  touched = corpus.FileCorpus([path]).identity()
   assert touched != after and corpus.content_identity(touched) == corpus.content_identity(after)
   assert "mtime_ns" not in corpus.content_identity(touched)[0]
 
@@ -258,16 +261,87 @@ def test_host_files_are_contiguous_balanced_runs(tmp_path, hosts: int) -> None:
       files[:2], 4, 2) + corpus.host_files(files[:2], 4, 3) == files[:2]
 
 
-def test_trainer_refuses_a_binary_corpus_unless_allowed(write_corpus, tmp_path) -> None:
+def test_prepare_refuses_a_binary_corpus_unless_allowed(write_corpus, tmp_path) -> None:
   """load_vocab_and_tokens refuses a file of random bytes before counting; config.allow_binary_corpus reads it."""
   from configs import tiny
-  from w2v_jax import trainer
+  from w2v_jax import prepare
 
   config = tiny.get_config()
   config.corpus = write_corpus("random.bin", os.urandom(20_000))
   with pytest.raises(UserError, match="random.bin: not UTF-8 text"):
-    trainer.load_vocab_and_tokens(config, str(tmp_path))
+    prepare.load_vocab_and_tokens(config, str(tmp_path))
   assert not (tmp_path / "vocab.tsv").exists()
   config.allow_binary_corpus = True
-  vocab, _ = trainer.load_vocab_and_tokens(config, str(tmp_path))
+  vocab, _ = prepare.load_vocab_and_tokens(config, str(tmp_path))
   assert vocab.invalid_utf8 > 1000
+
+
+def test_shares_split_the_pieces_disjointly_and_cover_them(write_corpus) -> None:
+  """pieces(share=(k, i)) yields the pieces n with n % k == i, numbered across files: the k shares are disjoint
+  and together every piece."""
+  source = corpus.FileCorpus([write_corpus("a.txt", "".join(f"line {i}\n" for i in range(500))),
+                              write_corpus("b.txt", "tail words")])
+  whole = list(source.pieces(False, piece_bytes=64))
+  parts = [list(source.pieces(False, piece_bytes=64, share=(3, i))) for i in range(3)]
+  assert [part == whole[i::3] for i, part in enumerate(parts)] == [True] * 3 and len(parts[2]) > 10
+
+
+def test_file_corpus_keeps_a_tuple_names_its_first_file_and_splits_by_host(write_corpus) -> None:
+  """Any sequence of paths becomes a tuple (so equal corpora compare equal and pickle); str() is the first file
+  and '...'; host_share is host_files' run."""
+  files = [write_corpus(f"f{i}.txt", "w " * size) for i, size in enumerate([30, 5, 70, 10])]
+  source = corpus.FileCorpus(files)
+  assert source.paths == tuple(files) and source == corpus.FileCorpus(tuple(files))
+  assert pickle.loads(pickle.dumps(source)) == source
+  assert str(source) == f"{files[0]} ..." and str(corpus.FileCorpus(files[1:2])) == files[1]
+  assert [source.host_share(3, i).paths for i in range(3)] == [tuple(corpus.host_files(files, 3, i)) for i in range(3)]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Records:
+  """A TfdsText-like TextSource: sentences in memory, one record each, split over hosts by record."""
+
+  records: tuple[bytes, ...]
+  shard: tuple[int, int] = (1, 0)
+
+  def __str__(self) -> str:
+    return "records"
+
+  def pieces(self, lowercase: bool, stats=None, piece_bytes: int = corpus.PIECE_BYTES, share=(1, 0)):
+    count, index = self.shard
+    mine = self.records[len(self.records) * index // count:len(self.records) * (index + 1) // count]
+    return corpus.chunks_to_pieces((record + b"\n" for record in mine), lowercase, stats, share)
+
+  def identity(self) -> list:
+    return [["records", len(self.records)]]
+
+  def host_share(self, hosts: int, index: int) -> _Records:
+    return dataclasses.replace(self, shard=(hosts, index))
+
+  def check_text(self) -> None:
+    pass
+
+  def counting_processes(self, requested: int) -> int:
+    return 1  # a test-module class: worker processes could not unpickle it
+
+
+def test_prepare_reads_files_and_other_sources_through_one_path(write_corpus, tmp_path, monkeypatch, capsys) -> None:
+  """load_vocab_and_tokens gives the same vocabulary and token stream from a FileCorpus (counted in 2 processes)
+  as from a TfdsText-like source of the same lines (counted here: its counting_processes is 1), and reuses the
+  latter's on a second run."""
+  from configs import tiny
+  from w2v_jax import prepare
+
+  lines = [f"w{i % 7} W{i % 3} the" for i in range(300)]
+  config = tiny.get_config()
+  config.corpus = write_corpus("c.txt", "\n".join(lines))
+  config.vocab_processes = 2
+  (tmp_path / "files").mkdir()
+  (tmp_path / "records").mkdir()
+  want_vocab, want = prepare.load_vocab_and_tokens(config, str(tmp_path / "files"))
+  monkeypatch.setattr(prepare, "corpus_input", lambda config: _Records(tuple(line.encode() for line in lines)))
+  for _ in range(2):
+    vocab, stream = prepare.load_vocab_and_tokens(config, str(tmp_path / "records"))
+    assert vocab.words == want_vocab.words and vocab.counts.tolist() == want_vocab.counts.tolist()
+    np.testing.assert_array_equal(np.asarray(stream), np.asarray(want))
+  assert capsys.readouterr().out.count("skipping the counting pass") == 1

@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pytest
 
-from w2v_jax import corpus, input_pipeline, trainer
+from w2v_jax import corpus, input_pipeline, prepare
 from w2v_jax import vocab as vocab_lib
 from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab, build_vocab
@@ -47,10 +47,10 @@ def reference_ids(texts: list[str], vocab: Vocab, lowercase: bool) -> list[int]:
 
 
 @pytest.fixture
-def two_files(write_corpus) -> tuple[list[str], list[str]]:
+def two_files(write_corpus) -> tuple[corpus.FileCorpus, list[str]]:
   """Two corpus files (the second without a final newline) and their texts."""
   texts = [make_text(0), make_text(1).rstrip("\n")]
-  return [write_corpus("a.txt", texts[0]), write_corpus("b.txt", texts[1])], texts
+  return corpus.FileCorpus([write_corpus("a.txt", texts[0]), write_corpus("b.txt", texts[1])]), texts
 
 
 def cache_of(stream: np.ndarray, path) -> input_pipeline.TokenCache:
@@ -76,8 +76,8 @@ def test_tokenize_with_tiny_pieces(two_files, monkeypatch) -> None:
   """Lines longer than a piece are cut at whitespace: the stream is unchanged, no token lost or split."""
   files, texts = two_files
   vocab = build_vocab(files, False, min_count=2)
-  monkeypatch.setattr(corpus, "read_pieces", functools.partial(corpus.read_pieces, piece_bytes=37))
-  assert len(list(corpus.read_pieces(files, False))) > 100
+  monkeypatch.setattr(corpus.FileCorpus, "pieces", functools.partialmethod(corpus.FileCorpus.pieces, piece_bytes=37))
+  assert len(list(files.pieces(False))) > 100
   np.testing.assert_array_equal(input_pipeline.tokenize(files, vocab, False), reference_ids(texts, vocab, False))
 
 
@@ -130,10 +130,10 @@ def test_full_disk_while_counting_spills_is_one_line(two_files, tmp_path, monkey
 
   files, _ = two_files
   config = tiny.get_config()
-  config.corpus = ",".join(files)
-  monkeypatch.setattr(trainer.tempfile, "TemporaryFile", lambda **kwargs: _FullDisk(open(tmp_path / "spill", "w+b")))
+  config.corpus = ",".join(files.paths)
+  monkeypatch.setattr(prepare.tempfile, "TemporaryFile", lambda **kwargs: _FullDisk(open(tmp_path / "spill", "w+b")))
   with pytest.raises(UserError, match="scratch file .*No space left on device.*free space") as info:
-    trainer.load_vocab_and_tokens(config, str(tmp_path / "run"))
+    prepare.load_vocab_and_tokens(config, str(tmp_path / "run"))
   assert "\n" not in str(info.value)
 
 
@@ -175,7 +175,7 @@ def test_check_token_cache_finds_damage(two_files, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["same_size_edit", "truncated", "0xff", "out_of_range", "vocab_emptied"])
-def test_trainer_rebuilds_a_stale_or_damaged_cache(tmp_path, capsys, damage: str) -> None:
+def test_prepare_rebuilds_a_stale_or_damaged_cache(tmp_path, capsys, damage: str) -> None:
   """load_vocab_and_tokens reuses a good cache; after a same-size corpus edit (mtime kept) or damage to the
   cache or vocabulary it says why in one line and rebuilds, giving the fresh corpus's stream."""
   from configs import tiny
@@ -187,8 +187,8 @@ def test_trainer_rebuilds_a_stale_or_damaged_cache(tmp_path, capsys, damage: str
   config.corpus = str(path)
   workdir = tmp_path / "work"
   workdir.mkdir()
-  vocab, stream = trainer.load_vocab_and_tokens(config, str(workdir))
-  trainer.load_vocab_and_tokens(config, str(workdir))
+  vocab, stream = prepare.load_vocab_and_tokens(config, str(workdir))
+  prepare.load_vocab_and_tokens(config, str(workdir))
   assert "skipping the counting pass" in capsys.readouterr().out
   cache = workdir / "tokens.i32"
   if damage == "same_size_edit":
@@ -203,16 +203,16 @@ def test_trainer_rebuilds_a_stale_or_damaged_cache(tmp_path, capsys, damage: str
     cache.write_bytes(np.full(len(stream), 10**6, np.int32).tobytes())
   else:
     (workdir / "vocab.tsv").write_text("")
-  again, rebuilt = trainer.load_vocab_and_tokens(config, str(workdir))
+  again, rebuilt = prepare.load_vocab_and_tokens(config, str(workdir))
   out = capsys.readouterr().out
   reason = [line for line in out.splitlines() if line.startswith("rebuilding the vocabulary and token cache: ")]
   assert len(reason) == 1 and "skipping" not in out, out
-  want = input_pipeline.tokenize([str(path)], again, config.lowercase)
+  want = input_pipeline.tokenize(corpus.FileCorpus([str(path)]), again, config.lowercase)
   np.testing.assert_array_equal(np.asarray(rebuilt), want)
   assert ("w9" in again.words) == (damage == "same_size_edit")
 
 
-def test_trainer_refuses_a_changed_corpus_beside_checkpoints_but_not_a_touched_one(tmp_path, capsys) -> None:
+def test_prepare_refuses_a_changed_corpus_beside_checkpoints_but_not_a_touched_one(tmp_path, capsys) -> None:
   """With checkpoints, a corpus whose content changed is refused before the vocabulary is replaced; one only
   touched (new mtime) has its vocabulary and cache rebuilt, and may resume."""
   from configs import tiny
@@ -223,17 +223,17 @@ def test_trainer_refuses_a_changed_corpus_beside_checkpoints_but_not_a_touched_o
   config.corpus = str(path)
   workdir = tmp_path / "work"
   workdir.mkdir()
-  trainer.load_vocab_and_tokens(config, str(workdir))
+  prepare.load_vocab_and_tokens(config, str(workdir))
   (workdir / "checkpoints" / "3").mkdir(parents=True)  # what has_checkpoints looks for
   stat = os.stat(path)
   os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
   capsys.readouterr()
-  trainer.load_vocab_and_tokens(config, str(workdir))
+  prepare.load_vocab_and_tokens(config, str(workdir))
   assert "rebuilding the vocabulary and token cache: the corpus changed" in capsys.readouterr().out
   path.write_text("a b d\nb c\n" * 50)
   vocab_before = (workdir / "vocab.tsv").read_bytes()
   with pytest.raises(UserError, match="cannot resume.*files"):
-    trainer.load_vocab_and_tokens(config, str(workdir))
+    prepare.load_vocab_and_tokens(config, str(workdir))
   assert (workdir / "vocab.tsv").read_bytes() == vocab_before
 
 
@@ -358,7 +358,7 @@ def test_tf_text_ids_with_tiny_pieces(two_files, monkeypatch) -> None:
   """tf_text_ids over pieces cut mid-line gives the same stream as the split-based reference."""
   files, texts = two_files
   vocab = build_vocab(files, True, min_count=2)
-  monkeypatch.setattr(corpus, "read_pieces", functools.partial(corpus.read_pieces, piece_bytes=29))
+  monkeypatch.setattr(corpus.FileCorpus, "pieces", functools.partialmethod(corpus.FileCorpus.pieces, piece_bytes=29))
   got = np.concatenate(list(input_pipeline.tf_text_ids(files, vocab, True).as_numpy_iterator()))
   np.testing.assert_array_equal(got, reference_ids(texts, vocab, True))
 
@@ -372,12 +372,12 @@ def test_line_longer_than_a_piece(write_corpus) -> None:
   long_line = " ".join(words[i] for i in rng.integers(0, 40, n))
   assert len(long_line) > corpus.PIECE_BYTES
   text = "tok1 tok2\n" + long_line + "\ntok3\n"
-  path = write_corpus("long.txt", text)
-  vocab = build_vocab([path], False, min_count=1)
+  source = corpus.FileCorpus([write_corpus("long.txt", text)])
+  vocab = build_vocab(source, False, min_count=1)
   assert vocab.total_tokens == n + 3
   want = reference_ids([text], vocab, False)
-  np.testing.assert_array_equal(input_pipeline.tokenize([path], vocab, False), want)
-  got = np.concatenate(list(input_pipeline.tf_text_ids([path], vocab, False).as_numpy_iterator()))
+  np.testing.assert_array_equal(input_pipeline.tokenize(source, vocab, False), want)
+  got = np.concatenate(list(input_pipeline.tf_text_ids(source, vocab, False).as_numpy_iterator()))
   np.testing.assert_array_equal(got, want)
 
 

@@ -48,12 +48,12 @@ def test_shards_are_disjoint_cover_the_stream_and_cut_at_sentence_ends() -> None
 
 def test_padding_batches_train_nothing_and_plan_sums_words() -> None:
   """A short host's extra steps are all-SEP; the plan (one process) counts words from the shard start."""
-  from w2v_jax import distributed
+  from w2v_jax import feed
 
   batches = [{"tokens": np.ones([2, 4], np.int32)}]
-  padded = list(distributed.pad_batches(iter(batches), 3, 2, 4))
+  padded = list(feed.pad_batches(iter(batches), 3, 2, 4))
   assert len(padded) == 3 and (padded[1]["tokens"] == SEP).all() and (padded[2]["tokens"] == SEP).all()
-  plan = distributed.epoch_plan(np.array([[10, 108], [20, 115]]), (5, 100), 100)
+  plan = feed.agree_plan(np.array([[10, 108], [20, 115]]), (5, 100), 100)
   assert plan.steps == 2 and plan.words.tolist() == [8, 15]
   assert plan.positions.shape == (2, 1, 2) and plan.positions[1, 0].tolist() == [20, 115]
 
@@ -117,7 +117,7 @@ def _error_lines(stderr: str) -> list[str]:
 
 def _free_port() -> int:
   with socket.socket() as s:
-    s.bind(("localhost", 0))
+    s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
 
 
@@ -128,7 +128,7 @@ def _launch(workdir, corpus: str, port: int, *extra: str, devices: int = 2) -> l
          "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()}
   return [subprocess.Popen(
       [sys.executable, __file__, str(workdir), str(workdir / f"summary{pid}.json"), f"corpus={corpus}",
-       f"coordinator_address=localhost:{port}", "num_processes=2", f"process_id={pid}", "input=numpy",
+       f"coordinator_address=127.0.0.1:{port}", "num_processes=2", f"process_id={pid}", "input=numpy",
        "checkpoint_every_steps=2", "checkpoint_every_secs=0", "batch_size=1024", *extra],
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for pid in (0, 1)]
 
@@ -210,16 +210,16 @@ def test_two_processes_train_kill_resume_and_agree(tmp_path) -> None:
 def _check_sharded_reading(workdir, files: list[str]) -> None:
   """Each process tokenized its own files (500 lines, then 300 + 400) into its own cache file, and together
   they hold the vocabulary and token stream that one process makes from all the files."""
-  from w2v_jax import input_pipeline, vocab
+  from w2v_jax import corpus, input_pipeline, vocab
 
   saved = json.loads((workdir / "vocab.json").read_text())
   assert saved["token_cache"] == ["tokens-00000-of-00002.i32", "tokens-00001-of-00002.i32"]
   parts = [input_pipeline.read_token_cache(str(workdir / name)) for name in saved["token_cache"]]
   assert [int(np.sum(np.asarray(p) == SEP)) for p in parts] == [500, 700]  # a SEP ends every line
-  whole = vocab.build_vocab(files, True, min_count=1)
+  whole = vocab.build_vocab(corpus.FileCorpus(files), True, min_count=1)
   assert vocab.Vocab.load(str(workdir)).words == whole.words
   np.testing.assert_array_equal(np.concatenate([np.asarray(p) for p in parts]),
-                                input_pipeline.tokenize(files, whole, True))
+                                input_pipeline.tokenize(corpus.FileCorpus(files), whole, True))
   assert not (workdir / "vocab_counts").exists()  # merged, then removed
 
 

@@ -7,7 +7,9 @@ count is fixed when JAX starts); the script prints JSON that the tests assert on
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +22,7 @@ LR, STEPS = 0.25, 3
 # A strong curvature damping, 2 directions exact: the rows' global curvature sums (over all devices) matter.
 DAMPING, RANK = 2.0, 2
 BIG_VOCAB = 100_000
+COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
 
 
 def start_worker(case: str) -> subprocess.Popen:
@@ -66,7 +69,7 @@ def _problem(vocab: int, seed: int = 0):
 
   rng = np.random.default_rng(seed)
   tables = Tables(jnp.asarray(rng.normal(0, 0.5, (vocab, DIM)), jnp.float32),
-                  jnp.asarray(rng.normal(0, 0.5, (vocab, DIM)), jnp.float32), jnp.zeros(vocab, jnp.float32))
+                  jnp.asarray(rng.normal(0, 0.5, (vocab, DIM)), jnp.float32))
   counts = np.maximum(1e4 / np.arange(1, vocab + 1), 1)
   batches = []
   for _ in range(STEPS):
@@ -77,14 +80,37 @@ def _problem(vocab: int, seed: int = 0):
   return tables, make_sampler(counts, 0.75, 1e-3, NEGATIVE), batches
 
 
-def _train(step, tables, metrics, batches, sampler):
+def _train(step, tables, scratch, metrics, batches, sampler):
   """STEPS steps with the keys the trainer would use (fold_in of a base key)."""
   import jax
   import numpy as np
 
   for i, tokens in enumerate(batches):
-    tables, metrics = step(tables, metrics, tokens, np.float32(LR), jax.random.fold_in(jax.random.key(3), i), sampler)
-  return tables, metrics
+    key = jax.random.fold_in(jax.random.key(3), i)
+    tables, scratch, metrics = step(tables, scratch, metrics, tokens, np.float32(LR), key, sampler)
+  return tables, scratch, metrics
+
+
+def _train_single(cfg, tables, batches, sampler, blocks_per_update: int = BLOCKS):
+  """_train with make_train_step on one device (one curvature shape per blocks_per_update blocks)."""
+  import jax.numpy as jnp
+
+  from w2v_jax.train_step import make_train_step, new_scratch
+
+  step = make_train_step(cfg, blocks_per_update, blocks_per_update)
+  return _train(step, tables, new_scratch(tables.input.shape[0]), jnp.zeros(2), batches, sampler)
+
+
+def _train_parallel(cfg, mesh, layout: str, tables, batches, sampler, blocks_per_update: int = BLOCKS):
+  """_train with make_parallel_train_step on `mesh`, tables, scratch and metrics placed as the trainer does."""
+  import jax.numpy as jnp
+
+  from w2v_jax import parallel
+
+  step = parallel.make_parallel_train_step(cfg, mesh, layout, blocks_per_update, blocks_per_update)
+  return _train(step, parallel.shard_tables(tables, mesh, layout),
+                parallel.shard_scratch(tables.input.shape[0], mesh, layout), parallel.replicate(jnp.zeros(2), mesh),
+                batches, sampler)
 
 
 def _config(model: str):
@@ -101,6 +127,41 @@ def _diff(a, b) -> float:
   return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4,
+                "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16}
+_SHAPE = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
+_COLLECTIVE = re.compile(r"=\s*(.*?)\s(" + "|".join(COLLECTIVES) + r")(?:-start)?\((.*)$")
+
+
+def _shape_bytes(text: str) -> int:
+  """Total bytes of the array shapes written in an HLO fragment."""
+  total = 0
+  for dtype, dims in _SHAPE.findall(text):
+    if dtype in _DTYPE_BYTES:
+      total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in filter(None, dims.split(",")))
+  return total
+
+
+def collectives_report(step_fn, *example_args) -> dict[str, int]:
+  """Collective ops in the compiled step: '<op>' count and '<op>.bytes' summed, plus 'max_bytes'.
+
+  An op's size is the larger of its result and operands (an all-gather's result, a reduce-scatter's
+  operand), so max_bytes bounds what any one collective moves.
+  """
+  hlo = step_fn.lower(*example_args).compile().as_text()
+  report = {op: 0 for op in COLLECTIVES} | {f"{op}.bytes": 0 for op in COLLECTIVES} | {"max_bytes": 0}
+  for line in hlo.splitlines():
+    match = _COLLECTIVE.search(line)
+    if not match:
+      continue
+    result, op, operands = match.groups()
+    size = max(_shape_bytes(result), _shape_bytes(operands.split(")")[0]))
+    report[op] += 1
+    report[f"{op}.bytes"] += size
+    report["max_bytes"] = max(report["max_bytes"], size)
+  return report
+
+
 def worker_equality() -> dict:
   """Both layouts and models on 8 devices against make_train_step: max differences and layouts."""
   import dataclasses
@@ -109,28 +170,25 @@ def worker_equality() -> dict:
   import numpy as np
 
   from w2v_jax import parallel
-  from w2v_jax.train_step import make_train_step
 
   mesh = parallel.make_mesh()
   results = {}
   for model in ("skipgram", "cbow"):
     cfg = _config(model)
     tables, sampler, batches = _problem(VOCAB)
-    want, want_metrics = _train(make_train_step(cfg), tables, jnp.zeros(2), batches, sampler)
+    want, _, want_metrics = _train_single(cfg, tables, batches, sampler)
     tables, sampler, batches = _problem(VOCAB)
-    plain, _ = _train(make_train_step(dataclasses.replace(cfg, damping=0.0)), tables, jnp.zeros(2), batches, sampler)
+    plain, _, _ = _train_single(dataclasses.replace(cfg, damping=0.0), tables, batches, sampler)
     for layout in parallel.TABLE_LAYOUTS:
       tables, sampler, batches = _problem(VOCAB)
       initial = np.asarray(tables.input)  # the steps donate (and may delete) the tables they are given
-      step = parallel.make_parallel_train_step(cfg, mesh, layout)
-      got, metrics = _train(step, parallel.shard_tables(tables, mesh, layout), parallel.replicate(jnp.zeros(2), mesh),
-                            batches, sampler)
+      got, scratch, metrics = _train_parallel(cfg, mesh, layout, tables, batches, sampler)
       results[f"{model}/{layout}"] = {
           "input": _diff(got.input, want.input), "output": _diff(got.output, want.output),
           "moved": _diff(got.input, initial), "damped": _diff(want.output, plain.output),
-          "touched": float(jnp.abs(got.touched).max()), "touched_dtype": str(got.touched.dtype),
+          "scratch": float(jnp.abs(scratch).max()), "scratch_dtype": str(scratch.dtype),
           "metrics": [float(x) for x in metrics], "want_metrics": [float(x) for x in want_metrics],
-          "specs": [list(x.sharding.spec) for x in got], "devices": len(got.input.sharding.device_set),
+          "specs": [list(x.sharding.spec) for x in (*got, scratch)], "devices": len(got.input.sharding.device_set),
       }
   return results
 
@@ -149,22 +207,20 @@ def worker_collectives() -> dict:
   cfg = _config("skipgram")
   results = {}
   for layout in parallel.TABLE_LAYOUTS:
-    step = parallel.make_parallel_train_step(cfg, mesh, layout)
-    args = (parallel.shard_tables(tables, mesh, layout), parallel.replicate(jnp.zeros(2), mesh), batches[0],
-            np.float32(LR), jax.random.key(0), sampler)
-    results[layout] = parallel.collectives_report(step, *args)
+    step = parallel.make_parallel_train_step(cfg, mesh, layout, BLOCKS, BLOCKS)
+    args = (parallel.shard_tables(tables, mesh, layout), parallel.shard_scratch(BIG_VOCAB, mesh, layout),
+            parallel.replicate(jnp.zeros(2), mesh), batches[0], np.float32(LR), jax.random.key(0), sampler)
+    results[layout] = collectives_report(step, *args)
   dense = jax.jit(jax.shard_map(lambda t: jax.lax.psum(t, "data"), mesh=mesh, in_specs=P(), out_specs=P()))
-  results["dense_psum"] = parallel.collectives_report(dense, tables.input)
+  results["dense_psum"] = collectives_report(dense, tables.input)
   return results
 
 
 def worker_device_counts() -> dict:
   """Sharded skipgram on meshes of 1, 2, 4 devices with V not a multiple of 4 (padded rows); sequential updates."""
-  import jax.numpy as jnp
   import numpy as np
 
   from w2v_jax import parallel
-  from w2v_jax.train_step import make_train_step
 
   vocab = VOCAB + 2
   cfg = _config("skipgram")
@@ -173,9 +229,7 @@ def worker_device_counts() -> dict:
     mesh = parallel.make_mesh(n)
     tables, sampler, batches = _problem(vocab, seed=1)
     initial = np.asarray(tables.input)
-    step = parallel.make_parallel_train_step(cfg, mesh, "sharded")
-    got, _ = _train(step, parallel.shard_tables(tables, mesh, "sharded"), parallel.replicate(jnp.zeros(2), mesh),
-                    batches, sampler)
+    got, _, _ = _train_parallel(cfg, mesh, "sharded", tables, batches, sampler)
     rows, got = got.input.shape[0], parallel.unshard_tables(got, vocab)
     first = got if first is None else first
     results[str(n)] = {"rows": rows, "input": _diff(got.input, first.input), "output": _diff(got.output, first.output),
@@ -183,12 +237,10 @@ def worker_device_counts() -> dict:
   # Sequential updates of 4 blocks (2 per step, a fresh curvature shape for each) split over 4 devices, against
   # the single-device step.
   tables, sampler, batches = _problem(vocab, seed=2)
-  want, _ = _train(make_train_step(cfg, 4, 4), tables, jnp.zeros(2), batches, sampler)
+  want, _, _ = _train_single(cfg, tables, batches, sampler, blocks_per_update=4)
   mesh = parallel.make_mesh(4)
   tables, sampler, batches = _problem(vocab, seed=2)
-  step = parallel.make_parallel_train_step(cfg, mesh, "sharded", blocks_per_update=4, blocks_per_shape=4)
-  got, _ = _train(step, parallel.shard_tables(tables, mesh, "sharded"), parallel.replicate(jnp.zeros(2), mesh),
-                  batches, sampler)
+  got, _, _ = _train_parallel(cfg, mesh, "sharded", tables, batches, sampler, blocks_per_update=4)
   got = parallel.unshard_tables(got, vocab)
   results["sequential"] = {"input": _diff(got.input, want.input), "output": _diff(got.output, want.output)}
   return results
@@ -213,11 +265,11 @@ def equality(workers: Workers) -> dict:
 @pytest.mark.parametrize("model", ["skipgram", "cbow"])
 def test_parallel_step_equals_single_device(equality: dict, model: str, layout: str) -> None:
   """8 devices, 3 steps with curvature damping: same tables and metrics as make_train_step, laid out as asked;
-  the curvature scratch is back at zeros."""
+  the returned curvature scratch is back at zeros, laid out as the tables."""
   r = equality[f"{model}/{layout}"]
   assert r["moved"] > 1e-3 and r["damped"] > 1e-2  # the step really trains, and not as plain SGD
   assert r["input"] < 1e-5 and r["output"] < 1e-5, r
-  assert r["touched"] == 0.0 and r["touched_dtype"] == "float32"
+  assert r["scratch"] == 0.0 and r["scratch_dtype"] == "float32"
   assert r["metrics"] == pytest.approx(r["want_metrics"], rel=1e-5)
   assert r["devices"] == FAKE_DEVICES
   if layout == "replicated":

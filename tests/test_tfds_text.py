@@ -7,7 +7,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from w2v_jax import corpus, input_pipeline, tfds_text, trainer
+from w2v_jax import input_pipeline, prepare, tfds_text
 from w2v_jax.errors import UserError
 from w2v_jax.vocab import build_vocab
 
@@ -48,7 +48,7 @@ def test_shard_reads_an_even_split() -> None:
   """shard=(count, index) reads tfds.even_splits(split, count)[index]; the identity is the whole split's (the
   same on every host, so the vocabulary is reused whatever the number of hosts)."""
   with mock_lm1b() as splits:
-    list(corpus.read_pieces(tfds_text.TfdsText("lm1b", shard=(4, 2)), False))
+    list(tfds_text.TfdsText("lm1b").host_share(4, 2).pieces(False))
     identity = tfds_text.TfdsText("lm1b", shard=(4, 2)).identity()
     whole = tfds_text.TfdsText("lm1b").identity()
   assert "index=2" in splits[0] and "count=4" in splits[0]
@@ -60,11 +60,11 @@ def test_shard_reads_an_even_split() -> None:
 def test_user_errors(name: str, key: str, message: str) -> None:
   """An unknown dataset or a missing text feature is one line naming the fix."""
   with mock_lm1b(), pytest.raises(UserError, match=message) as info:
-    list(corpus.read_pieces(tfds_text.TfdsText(name, text_key=key), False))
+    list(tfds_text.TfdsText(name, text_key=key).pieces(False))
   assert "\n" not in str(info.value)
 
 
-def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
+def test_prepare_reuses_the_tfds_cache(tmp_path, capsys) -> None:
   """config.corpus='tfds:lm1b' is read once (counting spills the token hashes that become the cache); a second run
   reuses the vocabulary and cache without reading the data."""
   from configs import tiny
@@ -72,9 +72,9 @@ def test_trainer_reuses_the_tfds_cache(tmp_path, capsys) -> None:
   config = tiny.get_config()
   config.corpus = "tfds:lm1b"
   with mock_lm1b() as splits:
-    vocab, stream = trainer.load_vocab_and_tokens(config, str(tmp_path))
+    vocab, stream = prepare.load_vocab_and_tokens(config, str(tmp_path))
     reads = len(splits)
-    again, cached = trainer.load_vocab_and_tokens(config, str(tmp_path))
+    again, cached = prepare.load_vocab_and_tokens(config, str(tmp_path))
   assert reads == 1 and len(splits) == reads  # one pass: count and spill, then nothing
   assert "skipping the counting pass" in capsys.readouterr().out
   assert again.words == vocab.words
@@ -100,7 +100,7 @@ def test_a_missing_preparation_package_is_one_line() -> None:
   missing = ModuleNotFoundError("No module named 'apache_beam'", name="apache_beam")
   with mock_lm1b(), mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=missing):
     with pytest.raises(UserError, match="needs the Python package apache_beam: pip install apache_beam") as info:
-      list(corpus.read_pieces(tfds_text.TfdsText("lm1b"), False))
+      list(tfds_text.TfdsText("lm1b").pieces(False))
   assert "\n" not in str(info.value)
 
 
@@ -113,5 +113,5 @@ def test_a_failed_download_is_one_line() -> None:
   failed = tfds.download.DownloadError("Failed to get url https://example.org/lm1b.tar.gz.\nHTTP code: 403.")
   with mock_lm1b(), mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", side_effect=failed):
     with pytest.raises(UserError, match="cannot download or prepare it .Failed to get url.*tfds_data_dir") as info:
-      list(corpus.read_pieces(tfds_text.TfdsText("lm1b"), False))
+      list(tfds_text.TfdsText("lm1b").pieces(False))
   assert "\n" not in str(info.value)

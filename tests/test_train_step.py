@@ -11,7 +11,7 @@ import pytest
 
 from w2v_jax import sampling, train_step
 from w2v_jax.model import Tables
-from w2v_jax.train_step import Curvature, StepConfig, make_sampler, make_train_step
+from w2v_jax.train_step import Curvature, StepConfig, make_sampler, make_train_step, new_scratch
 
 SEP = -1
 VOCAB, DIM, WINDOW, NEGATIVE = 6, 4, 3, 3
@@ -33,8 +33,16 @@ def make_tables(seed: int = 0, vocab: int = VOCAB, dim: int = DIM) -> Tables:
   return Tables(
       jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32),
       jnp.asarray(rng.normal(0, 0.5, (vocab, dim)), jnp.float32),
-      jnp.zeros(vocab, jnp.float32),
   )
+
+
+def update_tables(cfg: StepConfig, tables: Tables, tokens, negatives, grads, weights, shape: Curvature, lr) -> Tables:
+  """apply_update with a fresh scratch, which it must hand back as float32 zeros."""
+  new, scratch = apply_update(cfg, tables, new_scratch(tables.input.shape[0]), tokens, negatives, grads, weights,
+                              shape, lr)
+  assert scratch.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(scratch), 0)
+  return new
 
 
 def make_batch(seed: int = 0, draws: int = NEGATIVE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,10 +122,9 @@ def test_skipgram_update_equals_dense_sgd(seed: int, reference_pairs) -> None:
   assert int(n_pairs) == len(pairs)
   np.testing.assert_allclose(float(loss), float(want_loss), rtol=1e-5)
 
-  new = apply_update(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, any_shape(tables), LR)
+  new = update_tables(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, any_shape(tables), LR)
   np.testing.assert_allclose(np.asarray(new.input), np.asarray(tables.input - LR * g_in), atol=2e-6)
   np.testing.assert_allclose(np.asarray(new.output), np.asarray(tables.output - LR * g_out), atol=2e-6)
-  np.testing.assert_array_equal(np.asarray(new.touched), 0)
 
 
 def cbow_reference(tables: Tables, tokens, negatives, pairs, mean: bool):
@@ -166,10 +173,9 @@ def test_cbow_update_matches_word2vec_rule(mean: bool, seed: int, reference_pair
   assert int(centers) == want_centers
   np.testing.assert_allclose(float(loss), want_loss, rtol=1e-5)
   shape = any_shape(tables, "cbow")
-  new = apply_update(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
+  new = update_tables(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
   np.testing.assert_allclose(np.asarray(new.input), want_in, atol=1e-5)
   np.testing.assert_allclose(np.asarray(new.output), want_out, atol=1e-5)
-  np.testing.assert_array_equal(np.asarray(new.touched), 0)
 
 
 # ---- the curvature-damped (row-wise implicit) update ----
@@ -371,12 +377,10 @@ def test_damped_update_is_shorter_and_tends_to_sgd(model: str, rank: int) -> Non
 
   def update(damping: float) -> Tables:
     damped_cfg = dataclasses.replace(cfg, damping=damping, curvature_rank=rank if damping else 0)
-    new = apply_update(damped_cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
-    np.testing.assert_array_equal(np.asarray(new.touched), 0)
-    return new
+    return update_tables(damped_cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
 
   plain, damped, tiny = update(0.0), update(2.0), update(1e-6)
-  for new, old in zip(damped, tables[:2]):
+  for new, old in zip(damped, tables):
     np.testing.assert_array_equal(np.asarray(new)[VOCAB:], np.asarray(old)[VOCAB:])
   for plain_step, damped_step in zip(row_steps(plain, tables), row_steps(damped, tables)):
     assert (damped_step <= plain_step * (1 + 1e-5) + 1e-7).all(), (damped_step, plain_step)
@@ -397,7 +401,7 @@ def test_heavily_curved_row_takes_the_newton_step(rank: int) -> None:
   negatives = np.random.default_rng(7).integers(1, VOCAB, size=(2, 12, NEGATIVE)).astype(np.int32)  # never 0
   shape = any_shape(tables)
   _, _, grads, weights = skipgram_grads(cfg, tables, tokens, shrink, negatives)
-  new = apply_update(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
+  new = update_tables(cfg, tables, jnp.asarray(tokens), jnp.asarray(negatives), grads, weights, shape, LR)
   cases = [(grads[0], weights[0], shape.input_values, shape.input_vectors, tables.input, new.input),
            (grads[1], weights[1], shape.output_values, shape.output_vectors, tables.output, new.output)]
   for entry_grads, h, values, vectors, old, got in cases:
@@ -427,7 +431,7 @@ def test_loss_decreases_on_a_fixed_problem(model: str, damping: float) -> None:
   for _ in range(30):
     loss, _, grads, weights = grads_fn(cfg, tables, tokens, shrink, negatives)
     losses.append(float(loss))
-    tables = apply_update(cfg, tables, tokens, negatives, grads, weights, curvature_shape(cfg, tables, sampler), 0.1)
+    tables = update_tables(cfg, tables, tokens, negatives, grads, weights, curvature_shape(cfg, tables, sampler), 0.1)
   assert losses[-1] < 0.5 * losses[0], losses
   if model == "skipgram" and not damping:  # true gradient descent with a small step: monotone
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
@@ -448,18 +452,20 @@ def test_jitted_step_equals_its_pieces(model: str) -> None:
   shape = curvature_shape(pieces_cfg, tables, sampler)
   grads_fn = skipgram_grads if model == "skipgram" else cbow_grads
   loss, count, grads, weights = grads_fn(pieces_cfg, tables, jnp.asarray(tokens), shrink, negatives)
-  want = apply_update(cfg, tables, jnp.asarray(tokens), negatives, grads, weights, shape, np.float32(LR))
+  want = update_tables(cfg, tables, jnp.asarray(tokens), negatives, grads, weights, shape, np.float32(LR))
   plain_output = np.asarray(tables.output, np.float64)
   out_ids = np.concatenate([np.maximum(tokens, 0).ravel(), np.asarray(negatives).ravel()])
   out_grads = np.concatenate([np.asarray(g, np.float64).reshape(-1, DIM) for g in grads[1:]])
   np.add.at(plain_output, out_ids, -LR * out_grads)
 
   metrics = jnp.array([1.0, 2.0], jnp.float32)
-  got, got_metrics = make_train_step(cfg)(make_tables(2), metrics, tokens, np.float32(LR), key, sampler)
+  blocks = tokens.shape[0]
+  got, scratch, got_metrics = make_train_step(cfg, blocks, blocks)(make_tables(2), new_scratch(VOCAB), metrics, tokens,
+                                                                   np.float32(LR), key, sampler)
   np.testing.assert_allclose(np.asarray(got.input), np.asarray(want.input), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got.output), np.asarray(want.output), atol=1e-6)
-  assert got.touched.dtype == jnp.float32
-  np.testing.assert_array_equal(np.asarray(got.touched), 0)
+  assert scratch.dtype == jnp.float32
+  np.testing.assert_array_equal(np.asarray(scratch), 0)
   np.testing.assert_allclose(np.asarray(got_metrics), [1.0 + float(loss), 2.0 + int(count)], rtol=1e-5)
   assert not np.allclose(np.asarray(got.input), np.asarray(make_tables(2).input))  # it did update
   assert not np.allclose(np.asarray(got.output), plain_output, atol=1e-3)  # and damped (not plain SGD)
@@ -479,7 +485,7 @@ def test_draw_ranges() -> None:
 
 
 def test_sequential_updates_equal_successive_updates() -> None:
-  """make_train_step(cfg, k) draws the batch's randomness and curvature shape once, then applies them as
+  """make_train_step(cfg, k, batch) draws the batch's randomness and curvature shape once, then applies them as
   successive update_steps on groups of k blocks, each seeing the tables the previous one left."""
   cfg = StepConfig("skipgram", WINDOW, NEGATIVE, damping=2.0, curvature_rank=2)
   pieces_cfg = StepConfig("skipgram", WINDOW, NEGATIVE)  # the same draw and shape (reuses compilations)
@@ -488,18 +494,20 @@ def test_sequential_updates_equal_successive_updates() -> None:
   key = jax.random.key(3)
   shrink, negatives = draw(pieces_cfg, key, tokens, sampler)
   update = jax.jit(train_step.update_step, static_argnums=0)
-  tables, metrics = make_tables(4), jnp.zeros(2, jnp.float32)
+  tables, scratch, metrics = make_tables(4), new_scratch(VOCAB), jnp.zeros(2, jnp.float32)
   shape = curvature_shape(pieces_cfg, tables, sampler)  # of the step's initial tables, for all its updates
   for group in (slice(0, 2), slice(2, 4)):
-    tables, metrics = update(cfg, shape, tables, metrics, tokens[group], shrink[group], negatives[group],
-                             np.float32(LR))
-  got, got_metrics = make_train_step(cfg, 2)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key,
-                                             sampler)
+    tables, scratch, metrics = update(cfg, shape, tables, scratch, metrics, tokens[group], shrink[group],
+                                      negatives[group], np.float32(LR))
+  got, got_scratch, got_metrics = make_train_step(cfg, 2, 4)(make_tables(4), new_scratch(VOCAB),
+                                                             jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key,
+                                                             sampler)
   np.testing.assert_allclose(np.asarray(got.input), np.asarray(tables.input), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got.output), np.asarray(tables.output), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_metrics), np.asarray(metrics), rtol=1e-5)
-  np.testing.assert_array_equal(np.asarray(got.touched), 0)
-  one_update, _ = make_train_step(cfg)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key, sampler)
+  np.testing.assert_array_equal(np.asarray(got_scratch), 0)
+  one_update, _, _ = make_train_step(cfg, 4, 4)(make_tables(4), new_scratch(VOCAB), jnp.zeros(2, jnp.float32), tokens,
+                                                np.float32(LR), key, sampler)
   assert not np.allclose(np.asarray(one_update.input), np.asarray(got.input), atol=1e-4)  # the order matters
 
 
@@ -513,20 +521,20 @@ def test_each_shape_group_estimates_its_shape_from_the_tables_it_sees() -> None:
   key = jax.random.key(5)
   shrink, negatives = draw(pieces_cfg, key, tokens, sampler)
   update = jax.jit(train_step.update_step, static_argnums=0)
-  tables, metrics = make_tables(4), jnp.zeros(2, jnp.float32)
+  tables, scratch, metrics = make_tables(4), new_scratch(VOCAB), jnp.zeros(2, jnp.float32)
   for first in (0, 2):
     shape = curvature_shape(pieces_cfg, tables, sampler)
     for block in (first, first + 1):
       group = slice(block, block + 1)
-      tables, metrics = update(cfg, shape, tables, metrics, tokens[group], shrink[group], negatives[group],
-                               np.float32(LR))
-  got, got_metrics = make_train_step(cfg, 1, 2)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR),
-                                                key, sampler)
+      tables, scratch, metrics = update(cfg, shape, tables, scratch, metrics, tokens[group], shrink[group],
+                                        negatives[group], np.float32(LR))
+  got, _, got_metrics = make_train_step(cfg, 1, 2)(make_tables(4), new_scratch(VOCAB), jnp.zeros(2, jnp.float32),
+                                                   tokens, np.float32(LR), key, sampler)
   np.testing.assert_allclose(np.asarray(got.input), np.asarray(tables.input), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got.output), np.asarray(tables.output), atol=1e-6)
   np.testing.assert_allclose(np.asarray(got_metrics), np.asarray(metrics), rtol=1e-5)
-  one_shape, _ = make_train_step(cfg, 1)(make_tables(4), jnp.zeros(2, jnp.float32), tokens, np.float32(LR), key,
-                                         sampler)
+  one_shape, _, _ = make_train_step(cfg, 1, 4)(make_tables(4), new_scratch(VOCAB), jnp.zeros(2, jnp.float32), tokens,
+                                               np.float32(LR), key, sampler)
   assert not np.allclose(np.asarray(one_shape.output), np.asarray(got.output), atol=1e-5)  # the fresh shape matters
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from w2v_jax import workdir_lock
 from w2v_jax.errors import UserError
+from w2v_jax.workdir import Workdir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +43,7 @@ def test_lock_of_a_killed_process_does_not_block(tmp_path) -> None:
   finally:
     holder.send_signal(signal.SIGKILL)
     holder.communicate()
-  assert os.path.exists(os.path.join(workdir, workdir_lock.LOCK_NAME))
+  assert os.path.exists(Workdir(workdir).lock)
   with workdir_lock.hold(workdir):
     pass
 

@@ -14,8 +14,7 @@ import ml_collections
 from w2v_jax import config_names, logs, word2vec_format
 from w2v_jax.errors import UserError, first_line
 from w2v_jax.keyed_vectors import KeyedVectors
-
-SPILLED_CORPUS = "sentences.txt"  # where train() writes sentences given as a list, inside the workdir
+from w2v_jax.workdir import Workdir
 
 Corpus = str | os.PathLike | Iterable[str | Sequence[str]] | None
 EpochCallback = Callable[[int, KeyedVectors, dict[str, float]], bool | None]  # (epochs done, vectors, scores) -> stop?
@@ -89,7 +88,7 @@ def train(corpus: Corpus, workdir: str | os.PathLike | None = None, config: ml_c
       config.corpus = os.fspath(corpus)
     elif corpus is not None:
       os.makedirs(workdir, exist_ok=True)
-      config.corpus = os.path.join(workdir, SPILLED_CORPUS)
+      config.corpus = Workdir(workdir).sentences
       spill_sentences(corpus, config.corpus)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     from w2v_jax import trainer
@@ -101,7 +100,7 @@ def train(corpus: Corpus, workdir: str | os.PathLike | None = None, config: ml_c
       keep = True
       raise UserError(f"training was stopped at step {summary['stopped_at_step']}; its checkpoint is in "
                       f"{workdir}/checkpoints: train again with workdir={workdir!r} to resume")
-    return KeyedVectors(*word2vec_format.read_word2vec(os.path.join(workdir, "vectors.bin")))
+    return KeyedVectors(*word2vec_format.read_word2vec(Workdir(workdir).vectors_bin))
   finally:
     if not keep:
       shutil.rmtree(workdir, ignore_errors=True)

@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 from w2v_jax import distributed
 from w2v_jax.errors import UserError, first_line
 from w2v_jax.model import Tables
+from w2v_jax.workdir import Workdir
 
 _ORBAX_DIR = os.path.dirname(ocp.__file__)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -116,7 +117,7 @@ class Checkpointer:
 
   def __init__(self, workdir: str, keep: int | None, every_steps: int, every_secs: float, read_only: bool = False):
     _quiet_orbax()
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.directory = Workdir(workdir).checkpoints
     self.every_steps, self.every_secs, self.read_only = every_steps, every_secs, read_only
     self.last_save, self.last_step = time.monotonic(), -1
     self.damaged: list[int] = []  # the steps restore_latest found damaged, newest first
@@ -189,7 +190,7 @@ class Checkpointer:
       check_resume(meta["identity"], identity)
     try:
       restored = self.manager.restore(step, args=ocp.args.Composite(tables=ocp.args.StandardRestore(abstract)))
-      tables = Tables(restored["tables"]["input"], restored["tables"]["output"], like.touched)
+      tables = Tables(restored["tables"]["input"], restored["tables"]["output"])
       _verify(tables, meta)
       return tables, meta
     except Exception as e:  # noqa: BLE001 - any failure to read the tables: damaged, use the previous one
@@ -245,15 +246,9 @@ class Checkpointer:
       self.manager.close()
 
 
-def has_checkpoints(workdir: str) -> bool:
-  """Whether workdir holds at least one finished checkpoint."""
-  directory = os.path.join(workdir, "checkpoints")
-  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
-
-
 def remove_checkpoints(workdir: str) -> None:
   """Deletes the checkpoints of a run that is deliberately started over."""
-  shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
+  shutil.rmtree(Workdir(workdir).checkpoints, ignore_errors=True)
 
 
 def check_resume(saved: dict, current: dict) -> None:
@@ -277,9 +272,9 @@ class LatestTables(NamedTuple):
 
 def latest_tables(workdir: str, vocab_size: int, dim: int) -> LatestTables | None:
   """The tables of the newest good checkpoint in workdir (for eval.py, read-only), or None."""
-  if not has_checkpoints(workdir):
+  if not Workdir(workdir).has_checkpoints():
     return None
-  like = Tables(jnp.zeros((vocab_size, dim)), jnp.zeros((vocab_size, dim)), jnp.zeros(vocab_size, jnp.int32))
+  like = Tables(jnp.zeros((vocab_size, dim)), jnp.zeros((vocab_size, dim)))
   checkpointer = Checkpointer(workdir, keep=None, every_steps=0, every_secs=0, read_only=True)
   try:
     restored = checkpointer.restore_latest(like)

@@ -13,7 +13,7 @@ import lzma
 import os
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Protocol
 
@@ -43,11 +43,25 @@ class ReadStats:
 
 
 class TextSource(Protocol):
-  """A corpus that is not a list of files (e.g. a TFDS split): its pieces and what identifies it."""
+  """A corpus (FileCorpus, tfds_text.TfdsText): its pieces, what identifies it and how it splits over hosts and
+  counting processes; str() names it in messages."""
 
-  def pieces(self, lowercase: bool, stats: ReadStats, piece_bytes: int) -> Iterator[bytes]: ...
+  def pieces(self, lowercase: bool, stats: ReadStats | None = None, piece_bytes: int = PIECE_BYTES,
+             share: tuple[int, int] = (1, 0)) -> Iterator[bytes]:
+    """UTF-8 pieces of about piece_bytes; a line ends with b'\\n', a piece may end mid-line. share = (k, i)
+    yields only pieces n with n % k == i, so k processes can split the work."""
 
-  def identity(self) -> list: ...
+  def identity(self) -> list:
+    """What a vocabulary is built from, to decide whether it can be reused (JSON-serialisable)."""
+
+  def host_share(self, hosts: int, index: int) -> TextSource:
+    """Host index's contiguous share of hosts: in host order, the shares' pieces are the whole corpus's text."""
+
+  def check_text(self) -> None:
+    """Raises a UserError if the corpus is plainly not text."""
+
+  def counting_processes(self, requested: int) -> int:
+    """How many of the requested processes count it (each reading the whole source, counting its share)."""
 
 
 def corpus_files(spec: str) -> list[str]:
@@ -77,7 +91,7 @@ def corpus_files(spec: str) -> list[str]:
   return files
 
 
-def host_files(files: list[str], num_hosts: int, index: int) -> list[str]:
+def host_files(files: Sequence[str], num_hosts: int, index: int) -> list[str]:
   """Host index's contiguous run of the files, the runs balanced by bytes: a file goes to the host whose
   even share of the total its middle byte falls in. Concatenated in host order the runs are the files in
   order, so the token stream is the same for any number of hosts (a host may get no file)."""
@@ -109,42 +123,10 @@ def fingerprint(path: str) -> dict:
           "sample_sha256": digest.hexdigest()}
 
 
-def identity(source: list[str] | TextSource) -> list:
-  """What a vocabulary is built from, to decide whether it can be reused: the files' fingerprints, or a dataset."""
-  if isinstance(source, list):
-    return [fingerprint(f) for f in source]
-  return source.identity()
-
-
 def content_identity(identity: list) -> list:
   """An identity without the files' modification times: what a checkpoint must match to resume (a touched but
   unchanged corpus resumes, after its vocabulary and token cache are rebuilt and found the same)."""
   return [{k: v for k, v in f.items() if k != "mtime_ns"} if isinstance(f, dict) else f for f in identity]
-
-
-def check_text(files: list[str]) -> None:
-  """Refuses a file that is plainly not UTF-8 text (binary, UTF-16, misnamed compressed data): more than 1% of its
-  first SNIFF_BYTES (decompressed) are NUL bytes or invalid UTF-8 sequences, and more than 8 (so a short file
-  with a stray bad byte passes)."""
-  for path in files:
-    chunks = _file_chunks(path, SNIFF_BYTES)
-    head = next(chunks, b"")
-    chunks.close()
-    text = head.decode("utf-8", errors="replace")
-    bad = head.count(b"\0") + text.count("\ufffd") - head.count("\ufffd".encode())
-    if bad > max(len(head) // 100, 8):
-      hint = next((f"; it looks like {ext} data: name it *{ext}" for magic, ext in _MAGIC.items()
-                   if head.startswith(magic) and not path.endswith(ext)), "")
-      raise UserError(f"corpus {path}: not UTF-8 text ({bad} of its first {len(head)} bytes are NUL or invalid "
-                      f"UTF-8{hint}); point --config.corpus at text, or set --config.allow_binary_corpus=True "
-                      "to read it anyway")
-
-
-def describe(source: list[str] | TextSource) -> str:
-  """The corpus in a message: its first file (and '...' if more), or the dataset."""
-  if isinstance(source, list):
-    return source[0] + (" ..." if len(source) > 1 else "")
-  return str(source)
 
 
 def _open_binary(path: str) -> io.BufferedIOBase:
@@ -233,26 +215,70 @@ def _raw_pieces(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield b"\n"
 
 
-def chunks_to_pieces(chunks: Iterator[bytes], lowercase: bool, stats: ReadStats) -> Iterator[bytes]:
-  """One text stream's chunks as normalised pieces (see read_pieces)."""
-  return (_normalise(piece, lowercase, stats) for piece in _raw_pieces(chunks))
-
-
-def read_pieces(
-    source: list[str] | TextSource, lowercase: bool, stats: ReadStats | None = None,
-    piece_bytes: int = PIECE_BYTES, share: tuple[int, int] = (1, 0),
-) -> Iterator[bytes]:
-  """Yields UTF-8 pieces of about piece_bytes from files (or a TextSource); a line ends with b'\\n', a
-  piece may end mid-line. Every file's last line is terminated, so lines (sentences) never run across files.
-
-  share = (k, i) yields only pieces n with n % k == i (of files), so k processes can split the work.
-  """
+def _shared_pieces(raw: Iterator[bytes], lowercase: bool, stats: ReadStats | None,
+                   share: tuple[int, int]) -> Iterator[bytes]:
+  """The raw pieces n with n % k == i (share = (k, i)), normalised: skipped pieces cost only their read."""
   stats = stats if stats is not None else ReadStats()
-  if not isinstance(source, list):
-    yield from source.pieces(lowercase, stats, piece_bytes)
-    return
   count, index = share
-  raw = itertools.chain.from_iterable(_raw_pieces(_file_chunks(path, piece_bytes)) for path in source)
   for n, piece in enumerate(raw):
-    if n % count == index:  # skipped pieces cost only their read, not normalising or counting
+    if n % count == index:
       yield _normalise(piece, lowercase, stats)
+
+
+def chunks_to_pieces(chunks: Iterator[bytes], lowercase: bool, stats: ReadStats | None = None,
+                     share: tuple[int, int] = (1, 0)) -> Iterator[bytes]:
+  """One text stream's chunks as normalised pieces, its share of them (see TextSource.pieces)."""
+  return _shared_pieces(_raw_pieces(chunks), lowercase, stats, share)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileCorpus:
+  """Text files (plain, .gz, .bz2, .xz or single-member .zip) read in order: corpus_files' expansion of
+  config.corpus. Any sequence of paths is accepted; they are kept as a tuple."""
+
+  paths: tuple[str, ...]
+
+  def __post_init__(self) -> None:
+    object.__setattr__(self, "paths", tuple(self.paths))
+
+  def __str__(self) -> str:
+    """The first file, and '...' if there are more."""
+    if not self.paths:
+      return "(no files)"
+    return self.paths[0] + (" ..." if len(self.paths) > 1 else "")
+
+  def pieces(self, lowercase: bool, stats: ReadStats | None = None, piece_bytes: int = PIECE_BYTES,
+             share: tuple[int, int] = (1, 0)) -> Iterator[bytes]:
+    """The files' pieces (see TextSource.pieces), numbered across files for share; every file's last line is
+    terminated, so lines (sentences) never run across files."""
+    raw = itertools.chain.from_iterable(_raw_pieces(_file_chunks(path, piece_bytes)) for path in self.paths)
+    return _shared_pieces(raw, lowercase, stats, share)
+
+  def identity(self) -> list:
+    """The files' fingerprints, in order."""
+    return [fingerprint(f) for f in self.paths]
+
+  def host_share(self, hosts: int, index: int) -> FileCorpus:
+    """Host index's contiguous run of the files, balanced by bytes (host_files)."""
+    return FileCorpus(host_files(self.paths, hosts, index))
+
+  def check_text(self) -> None:
+    """Refuses a file that is plainly not UTF-8 text (binary, UTF-16, misnamed compressed data): more than 1% of its
+    first SNIFF_BYTES (decompressed) are NUL bytes or invalid UTF-8 sequences, and more than 8 (so a short file
+    with a stray bad byte passes)."""
+    for path in self.paths:
+      chunks = _file_chunks(path, SNIFF_BYTES)
+      head = next(chunks, b"")
+      chunks.close()
+      text = head.decode("utf-8", errors="replace")
+      bad = head.count(b"\0") + text.count("\ufffd") - head.count("\ufffd".encode())
+      if bad > max(len(head) // 100, 8):
+        hint = next((f"; it looks like {ext} data: name it *{ext}" for magic, ext in _MAGIC.items()
+                     if head.startswith(magic) and not path.endswith(ext)), "")
+        raise UserError(f"corpus {path}: not UTF-8 text ({bad} of its first {len(head)} bytes are NUL or invalid "
+                        f"UTF-8{hint}); point --config.corpus at text, or set --config.allow_binary_corpus=True "
+                        "to read it anyway")
+
+  def counting_processes(self, requested: int) -> int:
+    """All of them: a process reads the files cheaply, normalising and counting only its share of the pieces."""
+    return requested

@@ -1,10 +1,9 @@
-"""Several processes (hosts): jax.distributed start-up, each host's shard of the token stream, and the
-per-epoch step plan that keeps every host running the same number of steps.
+"""Several processes (hosts): jax.distributed start-up, agreement between the processes, and each host's shard
+of the token stream.
 
 Hosts shard the token cache (one stream for all files) into contiguous ranges cut at sentence ends,
-of about equal size whatever the files' sizes. A host's batches hold batch_size / process_count
-tokens of its own range; the shorter shards are padded with all-SEP batches (steps that train
-nothing) so every host calls the collective step equally often.
+of about equal size whatever the files' sizes; a host's batches hold batch_size / process_count
+tokens of its own range (feed.py pads the shorter shards).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -150,47 +148,3 @@ def words_before(stream: np.ndarray, index: int, chunk: int = 1 << 22) -> int:
   """Corpus tokens (non-SEP entries) before stream[index]: a shard's first word position."""
   return sum(int(np.count_nonzero(np.asarray(stream[i:min(i + chunk, index)]) != SEP))
              for i in range(0, index, chunk))
-
-
-class EpochPlan(NamedTuple):
-  """The rest of an epoch on all hosts: positions [steps, processes, 2] (each host's stream index and
-  word position after each step) and words [steps] (this epoch's corpus tokens read by all hosts)."""
-
-  positions: np.ndarray
-  words: np.ndarray
-
-  @property
-  def steps(self) -> int:
-    return len(self.words)
-
-
-def epoch_plan(local_ends: np.ndarray, start: tuple[int, int], shard_words_start: int) -> EpochPlan:
-  """Gathers every host's batch ends ([n, 2] end_index, raw_end) into the common step plan.
-
-  A host with fewer batches stays at its last position for the padding steps. start is this host's
-  position before the first batch; shard_words_start the word position of its shard's first token.
-  """
-  n = multihost_utils.process_allgather(np.int64(len(local_ends))) if jax.process_count() > 1 else [len(local_ends)]
-  steps = int(np.max(n))
-  padded = np.empty([steps, 2], np.int64)
-  padded[:len(local_ends)] = local_ends
-  padded[len(local_ends):] = local_ends[-1] if len(local_ends) else start
-  # One allgather carries both the ends and, as a last row, the shard's first word position.
-  with_origin = np.concatenate([padded, [[shard_words_start, shard_words_start]]])
-  if jax.process_count() > 1:
-    everyone = np.asarray(multihost_utils.process_allgather(with_origin))  # [processes, steps + 1, 2]
-  else:
-    everyone = with_origin[None]
-  positions = everyone[:, :steps].transpose(1, 0, 2)
-  words = (positions[:, :, 1] - everyone[:, steps:, 1].T).sum(axis=1)
-  return EpochPlan(positions, words)
-
-
-def pad_batches(batches, steps: int, blocks: int, block_length: int):
-  """The host's batches, then all-SEP batches (which train nothing) up to the common step count."""
-  count = 0
-  for batch in batches:
-    count += 1
-    yield batch
-  for _ in range(steps - count):
-    yield {"tokens": np.full([blocks, block_length], SEP, np.int32)}

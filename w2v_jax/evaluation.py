@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from w2v_jax.errors import UserError
+from w2v_jax.logs import LOGGER
+from w2v_jax.workdir import Workdir
 
 _BENCHMARK_DIR = Path(__file__).parent / "data" / "benchmarks"
 # Questions answered per jitted call; the last batch is padded so every call has the same shapes.
@@ -477,6 +479,22 @@ def evaluate_all(
   return results
 
 
+def headline_scores(results: dict) -> dict[str, float]:
+  """The few numbers shown per epoch: WordSim-353 and SimLex-999 Spearman, Google analogy accuracy."""
+  sim, ana = results["similarity"], results["analogy"]
+  scores = {f"{name}_spearman": sim[name]["spearman"] for name in ("wordsim353", "simlex999") if name in sim}
+  if "questions-words" in ana:
+    scores["analogy_accuracy"] = ana["questions-words"]["accuracy"]
+  return scores
+
+
+def log_neighbors(emb: Embeddings, probe_words: str) -> None:
+  """Logs the nearest neighbours of those comma-separated probe words that are in the vocabulary."""
+  for word in [w for w in probe_words.split(",") if w]:
+    if emb.lookup(word, case_insensitive=True) is not None:
+      LOGGER.info(f"  {word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in nearest_neighbors(emb, word, topn=8)))
+
+
 def _fixed(value: float) -> str:
   return "n/a" if np.isnan(value) else f"{value:.4f}"
 
@@ -519,7 +537,7 @@ def vectors_for_workdir(workdir: PathLike) -> Path:
   """The vectors file to evaluate for a training workdir: its `vectors.bin`."""
   if not Path(workdir).is_dir():
     raise UserError(f"workdir {workdir}: no such directory")
-  path = Path(workdir) / "vectors.bin"
+  path = Path(Workdir(os.fspath(workdir)).vectors_bin)
   if not path.is_file():
     raise UserError(f"workdir {workdir}: no vectors.bin yet; let training finish or pass --vectors")
   return path

@@ -43,7 +43,7 @@ def use_huge_pages(*arrays: jax.Array) -> int:
     if not array.is_fully_addressable:  # a multi-host array: its shards may not be plain buffers of this host
       continue
     for shard in array.addressable_shards:
-      if shard.data.devices().pop().platform != "cpu":
+      if shard.device.platform != "cpu":
         continue
       pointer = shard.data.unsafe_buffer_pointer()
       start = -(-pointer // _HUGE_PAGE) * _HUGE_PAGE  # the whole huge pages inside the buffer

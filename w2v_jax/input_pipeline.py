@@ -45,10 +45,10 @@ def ids_of(stream: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarr
   return tokens
 
 
-def tokenize_pieces(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool) -> Iterator[np.ndarray]:
+def tokenize_pieces(source: corpus.TextSource, vocab: Vocab, lowercase: bool) -> Iterator[np.ndarray]:
   """The corpus's token stream, one int32 array per piece, without TensorFlow."""
   index = vocab_index(vocab)
-  for piece in corpus.read_pieces(files, lowercase):
+  for piece in source.pieces(lowercase):
     hashes, starts, _ = hash_tokens(piece)
     yield ids_of(stream_hashes(piece, hashes, starts), index)
 
@@ -62,9 +62,9 @@ def spilled_pieces(spill: BinaryIO, vocab: Vocab, chunk_tokens: int = 1 << 22) -
     yield ids_of(np.frombuffer(chunk, np.uint64), index)
 
 
-def tokenize(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool) -> np.ndarray:
+def tokenize(source: corpus.TextSource, vocab: Vocab, lowercase: bool) -> np.ndarray:
   """The whole token stream in memory (for small corpora and tests)."""
-  return np.concatenate([np.zeros([0], np.int32), *tokenize_pieces(files, vocab, lowercase)])
+  return np.concatenate([np.zeros([0], np.int32), *tokenize_pieces(source, vocab, lowercase)])
 
 
 def write_token_cache(pieces: Iterable[np.ndarray], path: str) -> TokenCache:
@@ -231,7 +231,7 @@ def _tf():
   return tf
 
 
-def tf_text_ids(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: bool):
+def tf_text_ids(source: corpus.TextSource, vocab: Vocab, lowercase: bool):
   """tf.data stage 1: read → tokenize → look up ids; one int32 stream element per piece."""
   tf = _tf()
   table = tf.lookup.StaticHashTable(
@@ -248,7 +248,7 @@ def tf_text_ids(files: list[str] | corpus.TextSource, vocab: Vocab, lowercase: b
     return tf.concat([ids, seps], axis=1).flat_values
 
   ds = tf.data.Dataset.from_generator(
-      lambda: corpus.read_pieces(files, lowercase), output_signature=tf.TensorSpec((), tf.string))
+      lambda: source.pieces(lowercase), output_signature=tf.TensorSpec((), tf.string))
   return ds.map(to_ids)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from w2v_jax import evaluation, word2vec_format
 from w2v_jax.errors import UserError
 from w2v_jax.vocab import Vocab
+from w2v_jax.workdir import Workdir
 
 Words = str | Iterable[str] | None
 
@@ -179,14 +180,15 @@ def check_finite(path: str, words: list[str], vectors: np.ndarray) -> None:
 def load_workdir(workdir: str, wplusc: bool = False) -> tuple[str, list[str], np.ndarray]:
   """A training run's vectors: its latest good checkpoint if any, else its exported vectors.bin."""
   from w2v_jax import checkpointing  # Orbax: only a workdir with checkpoints needs it
+  from w2v_jax.model import Tables, Word2Vec
 
-  config_path = os.path.join(workdir, "config.json")
-  if checkpointing.has_checkpoints(workdir) and os.path.exists(config_path):
+  config_path = Workdir(workdir).config
+  if Workdir(workdir).has_checkpoints() and os.path.exists(config_path):
     vocab = Vocab.load(workdir)
     dim = run_dim(config_path)
     latest = checkpointing.latest_tables(workdir, vocab.size, dim)
     if latest is not None:
-      vectors = latest.input + latest.output if wplusc else latest.input
+      vectors = Word2Vec.of(Tables(latest.input, latest.output)).word_vectors(wplusc)
       which = "latest" if not latest.damaged else f"newer {', '.join(map(str, latest.damaged))} damaged"
       return f"{workdir}/checkpoints/{latest.step} ({which}{', w+c' if wplusc else ''})", vocab.words, vectors
   if wplusc:

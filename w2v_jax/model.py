@@ -7,7 +7,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
+
+from w2v_jax import distributed, word2vec_format
+from w2v_jax.workdir import Workdir
 
 
 class Tables(NamedTuple):
@@ -15,7 +19,6 @@ class Tables(NamedTuple):
 
   input: jax.Array  # [V, D] the word vectors (word2vec.c's syn0)
   output: jax.Array  # [V, D] context/negative vectors (syn1neg)
-  touched: jax.Array  # float32 [V] scratch for per-update row sums; all zeros between updates
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
@@ -33,16 +36,33 @@ def uniform_table(key: jax.Array, vocab_size: int, dim: int, bound: float, rows_
 
 
 class Word2Vec(nnx.Module):
-  """Input and output tables, initialised as word2vec.c: input U(-0.5/D, 0.5/D), output zeros."""
+  """word2vec's two tables: initialised as word2vec.c (input U(-0.5/D, 0.5/D), output zeros), trained as plain
+  arrays (tables: nnx.split's pattern, no NNX graph in the hot loop), then held again to give the word vectors."""
 
   def __init__(self, vocab_size: int, dim: int, *, rngs: nnx.Rngs):
     self.input = nnx.Param(uniform_table(rngs.params(), vocab_size, dim, 0.5 / dim))
     self.output = nnx.Param(jnp.zeros((vocab_size, dim), jnp.float32))
 
-  def tables(self) -> Tables:
-    """The arrays for the training step (nnx.split's pattern: pure arrays in the hot loop)."""
-    return Tables(self.input[...], self.output[...], jnp.zeros(self.input.shape[0], jnp.float32))
+  @classmethod
+  def of(cls, tables: Tables) -> Word2Vec:
+    """The model holding trained tables (a checkpoint's, an epoch's), without drawing an initialisation."""
+    model = nnx.eval_shape(lambda: cls(*tables.input.shape, rngs=nnx.Rngs(0)))
+    model.input, model.output = nnx.Param(tables.input), nnx.Param(tables.output)
+    return model
 
-  def update(self, tables: Tables) -> None:
-    """Takes back the arrays the training step returned (the initial ones were donated to it)."""
-    self.input, self.output = nnx.Param(tables.input), nnx.Param(tables.output)
+  def tables(self) -> Tables:
+    """The arrays for the training step, which donates them."""
+    return Tables(self.input[...], self.output[...])
+
+  def word_vectors(self, wplusc: bool = False) -> np.ndarray:
+    """The word vectors on the host (on every process): the input table, or with wplusc input + output ('w+c',
+    Levy et al. 2015, which often scores higher on similarity)."""
+    vectors = jnp.asarray(self.input[...])
+    if wplusc:
+      vectors = vectors + jnp.asarray(self.output[...])
+    return distributed.to_host(vectors)
+
+  @staticmethod
+  def export(workdir: Workdir, words: list[str], vectors: np.ndarray) -> None:
+    """Writes vectors.txt and vectors.bin in word2vec's formats, replacing both together (or neither)."""
+    word2vec_format.write_word2vec_files([(workdir.vectors_txt, False), (workdir.vectors_bin, True)], words, vectors)

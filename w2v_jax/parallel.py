@@ -9,8 +9,6 @@ float summation order.
 from __future__ import annotations
 
 import functools
-import math
-import re
 from collections.abc import Callable
 
 import jax
@@ -24,7 +22,6 @@ from w2v_jax.train_step import Curvature, Sampler, StepConfig
 
 AXIS = "data"
 TABLE_LAYOUTS = ("replicated", "sharded")
-COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:
@@ -47,11 +44,17 @@ def _check_layout(layout: str) -> None:
 
 
 def table_specs(layout: str) -> Tables:
-  """The PartitionSpecs of the three table arrays: P() each, or split along the vocabulary."""
+  """The PartitionSpecs of the two tables: P() each, or split along the vocabulary."""
   _check_layout(layout)
   if layout == "replicated":
-    return Tables(P(), P(), P())
-  return Tables(P(AXIS, None), P(AXIS, None), P(AXIS))
+    return Tables(P(), P())
+  return Tables(P(AXIS, None), P(AXIS, None))
+
+
+def scratch_spec(layout: str) -> P:
+  """The PartitionSpec of the step's scratch [rows]: split along the vocabulary as the tables are."""
+  _check_layout(layout)
+  return P() if layout == "replicated" else P(AXIS)
 
 
 def padded_vocab_size(vocab_size: int, mesh: Mesh, layout: str) -> int:
@@ -76,6 +79,13 @@ def shard_tables(tables: Tables, mesh: Mesh, layout: str) -> Tables:
     return jax.device_put(x, NamedSharding(mesh, spec))
 
   return Tables(*(place(x, s) for x, s in zip(tables, specs)))
+
+
+def shard_scratch(vocab_size: int, mesh: Mesh, layout: str) -> jax.Array:
+  """The step's zero scratch (train_step.new_scratch) for tables of vocab_size words, padded and placed as
+  shard_tables places them."""
+  rows = padded_vocab_size(vocab_size, mesh, layout)
+  return jax.device_put(train_step.new_scratch(rows), NamedSharding(mesh, scratch_spec(layout)))
 
 
 def replicate(x, mesh: Mesh) -> jax.Array:
@@ -125,7 +135,7 @@ def _fetch_rows(tables: Tables, ids: jax.Array) -> Tables:
   def rows(table: jax.Array) -> jax.Array:  # one collective per table: a fused concat is 8x slower on CPU
     return jax.lax.psum_scatter(jnp.where(own[..., None], table[local], 0.0), AXIS)  # [n, D]
 
-  return Tables(rows(tables.input), rows(tables.output), jnp.zeros(ids.shape, jnp.float32))
+  return Tables(rows(tables.input), rows(tables.output))
 
 
 def _own_entries(tables: Tables, tokens, negatives, grads, weights):
@@ -147,8 +157,8 @@ def _own_entries(tables: Tables, tokens, negatives, grads, weights):
   return tokens, negatives, grads, weights
 
 
-def _local_step(cfg: StepConfig, layout: str, shape: Curvature, tables: Tables, metrics, tokens, shrink, negatives,
-                lr):
+def _local_step(cfg: StepConfig, layout: str, shape: Curvature, tables: Tables, scratch: jax.Array, metrics, tokens,
+                shrink, negatives, lr):
   """The per-device body: local grads, all-gathered scatter list, update of this device's table part."""
   grads_fn = train_step.grads_function(cfg)
   if layout == "replicated":
@@ -162,26 +172,28 @@ def _local_step(cfg: StepConfig, layout: str, shape: Curvature, tables: Tables, 
   tokens, negatives, grads, weights = gather((tokens, negatives, grads, weights))
   if layout == "sharded":
     tokens, negatives, grads, weights = _own_entries(tables, tokens, negatives, grads, weights)
-  tables = train_step.apply_update(cfg, tables, tokens, negatives, grads, weights, shape, lr)
+  tables, scratch = train_step.apply_update(cfg, tables, scratch, tokens, negatives, grads, weights, shape, lr)
   totals = jax.lax.psum(jnp.stack([loss, count.astype(jnp.float32)]), AXIS)
-  return tables, metrics + totals
+  return tables, scratch, metrics + totals
 
 
-def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, shape: Curvature, tables: Tables, metrics: jax.Array,
-                    tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr):
+def parallel_update(cfg: StepConfig, mesh: Mesh, layout: str, shape: Curvature, tables: Tables, scratch: jax.Array,
+                    metrics: jax.Array, tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr):
   """train_step.update_step with the blocks split over the mesh (to be jitted with the shardings)."""
   if tokens.shape[0] % mesh.shape[AXIS]:
     raise ValueError(f"{tokens.shape[0]} blocks per update do not split over {mesh.shape[AXIS]} devices")
   blocks = P(AXIS)
   body = jax.shard_map(
       functools.partial(_local_step, cfg, layout), mesh=mesh,
-      in_specs=(Curvature(P(), P(), P(), P()), table_specs(layout), P(), blocks, blocks, blocks, P()),
-      out_specs=(table_specs(layout), P()))
-  return body(shape, tables, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
+      in_specs=(Curvature(P(), P(), P(), P()), table_specs(layout), scratch_spec(layout), P(), blocks, blocks, blocks,
+                P()),
+      out_specs=(table_specs(layout), scratch_spec(layout), P()))
+  return body(shape, tables, scratch, metrics, tokens, shrink, negatives, jnp.asarray(lr, jnp.float32))
 
 
 def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int, blocks_per_shape: int,
-                        tables: Tables, metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler):
+                        tables: Tables, scratch: jax.Array, metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array,
+                        sampler: Sampler):
   """train_step.train_step with each update's blocks split over the mesh.
 
   The randomness is the global draw, as on one device. The groups are re-split so every device holds
@@ -189,59 +201,27 @@ def parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_upd
   """
   by_group = NamedSharding(mesh, P(None, AXIS))
   return train_step.train_step(
-      cfg, blocks_per_update, blocks_per_shape, tables, metrics, tokens, lr, key, sampler,
+      cfg, blocks_per_update, blocks_per_shape, tables, scratch, metrics, tokens, lr, key, sampler,
       update=functools.partial(parallel_update, cfg, mesh, layout),
       place=lambda grouped: jax.lax.with_sharding_constraint(grouped, by_group))
 
 
-def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int = 0,
-                             blocks_per_shape: int = 0) -> Callable:
-  """The jitted data-parallel step, signature of make_train_step's: tables and metrics donated.
+def make_parallel_train_step(cfg: StepConfig, mesh: Mesh, layout: str, blocks_per_update: int,
+                             blocks_per_shape: int) -> Callable:
+  """The jitted data-parallel step, signature of make_train_step's: tables, scratch and metrics donated.
 
   tokens [B, L] are split along B (B and blocks_per_update divisible by the mesh size; on several
   hosts pass the global batch as one jax.Array); the rest is replicated. Tables come from
-  shard_tables (padded if sharded). blocks_per_update and blocks_per_shape as in train_step.make_train_step.
+  shard_tables and the scratch from shard_scratch (padded if sharded). blocks_per_update and blocks_per_shape
+  as in train_step.make_train_step.
   """
   tables_sharding = Tables(*(NamedSharding(mesh, s) for s in table_specs(layout)))
+  scratch_sharding = NamedSharding(mesh, scratch_spec(layout))
   replicated = NamedSharding(mesh, P())
   return jax.jit(
       functools.partial(parallel_train_step, cfg, mesh, layout, blocks_per_update, blocks_per_shape),
-      in_shardings=(tables_sharding, replicated, batch_sharding(mesh), replicated, replicated,
+      in_shardings=(tables_sharding, scratch_sharding, replicated, batch_sharding(mesh), replicated, replicated,
                     replicated),
-      out_shardings=(tables_sharding, replicated),
-      donate_argnums=(0, 1))
+      out_shardings=(tables_sharding, scratch_sharding, replicated),
+      donate_argnums=(0, 1, 2))
 
-
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4, "u32": 4,
-                "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16}
-_SHAPE = re.compile(r"\b([a-z]+\d*)\[([\d,]*)\]")
-_COLLECTIVE = re.compile(r"=\s*(.*?)\s(" + "|".join(COLLECTIVES) + r")(?:-start)?\((.*)$")
-
-
-def _shape_bytes(text: str) -> int:
-  """Total bytes of the array shapes written in an HLO fragment."""
-  total = 0
-  for dtype, dims in _SHAPE.findall(text):
-    if dtype in _DTYPE_BYTES:
-      total += _DTYPE_BYTES[dtype] * math.prod(int(d) for d in filter(None, dims.split(",")))
-  return total
-
-
-def collectives_report(step_fn, *example_args) -> dict[str, int]:
-  """Collective ops in the compiled step: '<op>' count and '<op>.bytes' summed, plus 'max_bytes'.
-
-  An op's size is the larger of its result and operands (an all-gather's result, a reduce-scatter's
-  operand), so max_bytes bounds what any one collective moves.
-  """
-  hlo = step_fn.lower(*example_args).compile().as_text()
-  report = {op: 0 for op in COLLECTIVES} | {f"{op}.bytes": 0 for op in COLLECTIVES} | {"max_bytes": 0}
-  for line in hlo.splitlines():
-    match = _COLLECTIVE.search(line)
-    if not match:
-      continue
-    result, op, operands = match.groups()
-    size = max(_shape_bytes(result), _shape_bytes(operands.split(")")[0]))
-    report[op] += 1
-    report[f"{op}.bytes"] += size
-    report["max_bytes"] = max(report["max_bytes"], size)
-  return report

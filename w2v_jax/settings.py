@@ -71,7 +71,7 @@ def check_memory(config, vocab_size: int) -> None:
   scratch (a rough bound); CPU devices share the host's memory, each holding its own copy when replicated.
   """
   table_bytes = 2 * vocab_size * config.dim * 4
-  update_tokens = min(config.update_size or config.batch_size, config.batch_size)
+  update_tokens = _update_tokens(config)
   scratch = 4 * (vocab_size + config.dim * (16 * update_tokens + 4 * config.curvature_words + 8 * config.dim))
   devices = jax.local_devices()[:config.num_devices or None]
   limits = [(d.memory_stats() or {}).get("bytes_limit") for d in devices]
@@ -106,11 +106,16 @@ def _available_host_bytes() -> int | None:
     return None
 
 
+def _update_tokens(config) -> int:
+  """The tokens per update config.update_size asks for: 0, or more than the batch, means the whole batch."""
+  return min(config.update_size or config.batch_size, config.batch_size)
+
+
 def update_blocks(config, devices: int) -> int:
   """Blocks per sequential update: update_size (0 or more than the batch: the whole batch), rounded up to
   whole blocks per device."""
   batch_blocks = config.batch_size // config.block_length
-  blocks = min(config.update_size or config.batch_size, config.batch_size) // config.block_length
+  blocks = _update_tokens(config) // config.block_length
   rounded = -(-blocks // devices) * devices
   if batch_blocks % rounded:
     raise UserError(f"config.update_size={config.update_size} on {devices} devices needs updates of {rounded} blocks, "
@@ -131,3 +136,18 @@ def shape_blocks(config, blocks_per_update: int) -> int:
     return batch_blocks
   most = max(1, config.curvature_every // (blocks_per_update * config.block_length))
   return max(n for n in range(1, min(most, updates) + 1) if updates % n == 0) * blocks_per_update
+
+
+def mesh_devices(config: ml_collections.ConfigDict) -> int:
+  """The devices of the 1-D data mesh: config.num_devices (0: all, of every process), checked against the batch."""
+  available = len(jax.devices())
+  if jax.process_count() > 1 and config.num_devices not in (0, available):
+    raise UserError(f"config.num_devices={config.num_devices}: with several processes the mesh spans all "
+                    f"{available} devices; leave it at 0")
+  if config.num_devices > available:
+    raise UserError(f"config.num_devices={config.num_devices} but only {available} device(s) are visible")
+  n = config.num_devices or available
+  if (config.batch_size // config.block_length) % n:
+    raise UserError(f"config.batch_size={config.batch_size} gives {config.batch_size // config.block_length} blocks, "
+                    f"not divisible by {n} devices; use a multiple of {n * config.block_length}")
+  return n

@@ -63,15 +63,27 @@ class TfdsText:
     for texts in ds.as_numpy_iterator():
       yield b"\n".join(texts) + b"\n"
 
-  def pieces(self, lowercase: bool, stats: corpus.ReadStats, piece_bytes: int) -> Iterator[bytes]:
-    """The records as corpus pieces: each record is a sentence, so a SEP follows it."""
-    return corpus.chunks_to_pieces(_grouped(self._records(), piece_bytes), lowercase, stats)
+  def pieces(self, lowercase: bool, stats: corpus.ReadStats | None = None, piece_bytes: int = corpus.PIECE_BYTES,
+             share: tuple[int, int] = (1, 0)) -> Iterator[bytes]:
+    """The records as corpus pieces (see corpus.TextSource.pieces): each record is a sentence, so a SEP follows it."""
+    return corpus.chunks_to_pieces(_grouped(self._records(), piece_bytes), lowercase, stats, share)
 
   def identity(self) -> list:
     """Dataset, version, split and feature: what decides the whole corpus's text (not where it is stored,
     nor which host reads which share of it)."""
     version = str(self._builder().info.version)
     return [[f"{PREFIX}{self.name}", version, self.split, self.text_key]]
+
+  def host_share(self, hosts: int, index: int) -> TfdsText:
+    """Host index's contiguous share of the whole split (tfds.even_splits; it replaces any shard of self)."""
+    return dataclasses.replace(self, shard=(hosts, index))
+
+  def check_text(self) -> None:
+    """Nothing to check: the records are a dataset's text feature, strings by its schema, not a file's bytes."""
+
+  def counting_processes(self, requested: int) -> int:
+    """One: each counting process would read (download, decode) the whole split to count its share."""
+    return 1
 
 
 def _tfds():

@@ -245,11 +245,12 @@ def damped_update(scratch: jax.Array, ids: jax.Array, grads: jax.Array, weights:
   return (rotated / (1.0 + factor * a[:, None] * values[None, :])) @ vectors.T, scratch
 
 
-def apply_update(cfg: StepConfig, tables: Tables, tokens, negatives, grads, weights, shape: Curvature,
-                 lr) -> Tables:
+def apply_update(cfg: StepConfig, tables: Tables, scratch: jax.Array, tokens, negatives, grads, weights,
+                 shape: Curvature, lr) -> tuple[Tables, jax.Array]:
   """The update of the touched rows only: one scatter-add per table (duplicates add up), damped by curvature.
 
-  With damping 0 it is plain SGD on the summed gradients: tables - lr * (dense gradient).
+  With damping 0 it is plain SGD on the summed gradients: tables - lr * (dense gradient). `scratch` (float32
+  [rows], see new_scratch) is all zeros before and after.
   """
   g_in, g_out, g_neg = grads
   h_in, h_out, h_neg = weights
@@ -258,7 +259,6 @@ def apply_update(cfg: StepConfig, tables: Tables, tokens, negatives, grads, weig
   in_grads = g_in.reshape(-1, dim)
   out_ids = jnp.concatenate([ids, negatives.reshape(-1)])
   out_grads = jnp.concatenate([g_out.reshape(-1, dim), g_neg.reshape(-1, dim)])
-  scratch = tables.touched
   if cfg.damping:
     factor = cfg.damping * lr
     in_grads, scratch = damped_update(scratch, ids, in_grads, h_in.reshape(-1), shape.input_values,
@@ -266,7 +266,7 @@ def apply_update(cfg: StepConfig, tables: Tables, tokens, negatives, grads, weig
     out_grads, scratch = damped_update(scratch, out_ids, out_grads,
                                        jnp.concatenate([h_out.reshape(-1), h_neg.reshape(-1)]),
                                        shape.output_values, shape.output_vectors, factor, cfg.curvature_rank)
-  return Tables(tables.input.at[ids].add(-lr * in_grads), tables.output.at[out_ids].add(-lr * out_grads), scratch)
+  return Tables(tables.input.at[ids].add(-lr * in_grads), tables.output.at[out_ids].add(-lr * out_grads)), scratch
 
 
 def grads_function(cfg: StepConfig):
@@ -274,64 +274,72 @@ def grads_function(cfg: StepConfig):
   return skipgram_grads if cfg.model == "skipgram" else cbow_grads
 
 
-def update_step(cfg: StepConfig, shape: Curvature, tables: Tables, metrics: jax.Array, tokens: jax.Array,
-                shrink: jax.Array, negatives: jax.Array, lr):
+def update_step(cfg: StepConfig, shape: Curvature, tables: Tables, scratch: jax.Array, metrics: jax.Array,
+                tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr):
   """One update of the blocks `tokens` with their drawn windows and negatives; metrics accumulates
   [loss sum, examples] on the device."""
   loss, count, grads, weights = grads_function(cfg)(cfg, tables, tokens, shrink, negatives)
-  tables = apply_update(cfg, tables, tokens, negatives, grads, weights, shape, lr)
-  return tables, metrics + jnp.stack([loss, count.astype(jnp.float32)])
+  tables, scratch = apply_update(cfg, tables, scratch, tokens, negatives, grads, weights, shape, lr)
+  return tables, scratch, metrics + jnp.stack([loss, count.astype(jnp.float32)])
 
 
-def scan_updates(update, blocks_per_update: int, tables: Tables, metrics: jax.Array, tokens: jax.Array,
-                 shrink: jax.Array, negatives: jax.Array, lr, place=lambda grouped: grouped):
-  """`update` (an update_step) on successive groups of blocks_per_update blocks (0: one group of the whole
-  batch), each seeing the tables the previous ones left (lax.scan).
+def scan_updates(update, blocks_per_update: int, tables: Tables, scratch: jax.Array, metrics: jax.Array,
+                 tokens: jax.Array, shrink: jax.Array, negatives: jax.Array, lr, place=lambda grouped: grouped):
+  """`update` (an update_step) on successive groups of blocks_per_update blocks, each seeing the tables the
+  previous ones left (lax.scan).
 
   Fewer tokens per update means fewer stale duplicates summed per row (closer to word2vec.c's
   sequential SGD) at the same tokens per device call. The batch's randomness is drawn before, in
   one piece: drawn per group inside the scan, threefry's small loops took a quarter of the step on
   CPU (BENCHMARKS.md). `place` may lay each grouped array out over devices.
   """
-  blocks_per_update = blocks_per_update or tokens.shape[0]
   groups = tokens.shape[0] // blocks_per_update
   if groups == 1:
-    return update(tables, metrics, tokens, shrink, negatives, lr)
+    return update(tables, scratch, metrics, tokens, shrink, negatives, lr)
 
   def body(carry, group):
     return update(*carry, *group, lr), None
 
   grouped = tuple(place(x.reshape(groups, blocks_per_update, *x.shape[1:])) for x in (tokens, shrink, negatives))
-  (tables, metrics), _ = jax.lax.scan(body, (tables, metrics), grouped)
-  return tables, metrics
+  (tables, scratch, metrics), _ = jax.lax.scan(body, (tables, scratch, metrics), grouped)
+  return tables, scratch, metrics
 
 
-def train_step(cfg: StepConfig, blocks_per_update: int, blocks_per_shape: int, tables: Tables, metrics: jax.Array,
-               tokens: jax.Array, lr, key: jax.Array, sampler: Sampler, update: Callable | None = None,
-               place: Callable = lambda grouped: grouped):
-  """One step on a batch of blocks: draws its randomness, then for each group of blocks_per_shape blocks (0: the
-  batch) estimates the curvature shape from the current tables and applies sequential updates of
-  blocks_per_update blocks each (0: one update of the group) with it.
+def train_step(cfg: StepConfig, blocks_per_update: int, blocks_per_shape: int, tables: Tables, scratch: jax.Array,
+               metrics: jax.Array, tokens: jax.Array, lr, key: jax.Array, sampler: Sampler,
+               update: Callable | None = None, place: Callable = lambda grouped: grouped):
+  """One step on a batch of blocks: draws its randomness, then for each group of blocks_per_shape blocks
+  estimates the curvature shape from the current tables and applies sequential updates of blocks_per_update
+  blocks each with it.
 
   The shape is a statistic of the tables, so it must not be older than about one large update: 16 updates of
   65,536 tokens sharing the shape of their step's start diverged while the output table grew from zero.
-  `update(shape, tables, metrics, tokens, shrink, negatives, lr)` is update_step (None) or its data-parallel
-  form, and `place` lays each group out over devices (see scan_updates).
+  `update(shape, tables, scratch, metrics, tokens, shrink, negatives, lr)` is update_step (None) or its
+  data-parallel form, and `place` lays each group out over devices (see scan_updates).
   """
   update = update or functools.partial(update_step, cfg)
   shrink, negatives = draw(cfg, key, tokens, sampler)
 
-  def shaped_updates(tables, metrics, tokens, shrink, negatives, lr):
+  def shaped_updates(tables, scratch, metrics, tokens, shrink, negatives, lr):
     shape = curvature_shape(cfg, tables, sampler)
-    return scan_updates(functools.partial(update, shape), blocks_per_update, tables, metrics, tokens, shrink,
-                        negatives, lr, place)
+    return scan_updates(functools.partial(update, shape), blocks_per_update, tables, scratch, metrics, tokens,
+                        shrink, negatives, lr, place)
 
-  return scan_updates(shaped_updates, blocks_per_shape, tables, metrics, tokens, shrink, negatives, lr, place)
+  return scan_updates(shaped_updates, blocks_per_shape, tables, scratch, metrics, tokens, shrink, negatives, lr,
+                      place)
 
 
-def make_train_step(cfg: StepConfig, blocks_per_update: int = 0, blocks_per_shape: int = 0):
-  """The jitted train_step with tables and metrics donated, so the scatters update them in place."""
-  return jax.jit(functools.partial(train_step, cfg, blocks_per_update, blocks_per_shape), donate_argnums=(0, 1))
+def new_scratch(rows: int) -> jax.Array:
+  """The step's scratch for per-update row sums: float32 zeros [rows], rows those of the tables."""
+  return jnp.zeros(rows, jnp.float32)
+
+
+def make_train_step(cfg: StepConfig, blocks_per_update: int, blocks_per_shape: int):
+  """The jitted `step(tables, scratch, metrics, tokens, lr, key, sampler) -> (tables, scratch, metrics)`, the
+  first three donated so the scatters update them in place. blocks_per_update divides blocks_per_shape, which
+  divides the batch's blocks."""
+  return jax.jit(functools.partial(train_step, cfg, blocks_per_update, blocks_per_shape),
+                 donate_argnums=(0, 1, 2))
 
 
 def compile_ahead(step: Callable, *example_args) -> Callable:

@@ -19,6 +19,7 @@ from w2v_jax import corpus
 from w2v_jax.atomic_file import atomic_write
 from w2v_jax.errors import UserError, exit_on_user_error, first_line
 from w2v_jax.word_count import WordCounts, hash_tokens, stream_hashes
+from w2v_jax.workdir import Workdir
 
 Counts = tuple[collections.Counter, int, int]  # word (bytes) counts, corpus tokens, invalid UTF-8 sequences
 
@@ -46,23 +47,23 @@ class Vocab:
     token cache files made with it, relative to workdir)."""
     stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8,
              "source": source or {}, "token_cache": token_cache or []}
-    with atomic_write(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
+    with atomic_write(Workdir(workdir).vocab_tsv, encoding="utf-8") as f:
       f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
-    with atomic_write(os.path.join(workdir, "vocab.json")) as f:
+    with atomic_write(Workdir(workdir).vocab_json) as f:
       json.dump(stats, f, indent=2)
 
   @classmethod
   def load(cls, workdir: str) -> Vocab:
     """Reads what save() wrote; a damaged pair of files (unreadable, or not holding the words vocab.json
     counts) is a UserError."""
-    words, counts = [], []
+    words, counts, files = [], [], Workdir(workdir)
     try:
-      with open(os.path.join(workdir, "vocab.tsv"), encoding="utf-8") as f:
+      with open(files.vocab_tsv, encoding="utf-8") as f:
         for line in f:
           word, count = line.rstrip("\n").rsplit("\t", 1)
           words.append(word)
           counts.append(int(count))
-      with open(os.path.join(workdir, "vocab.json")) as f:
+      with open(files.vocab_json) as f:
         stats = json.load(f)
       if len(words) != stats["words"] or not words:
         raise ValueError(f"vocab.tsv holds {len(words)} words, vocab.json says {stats['words']}")
@@ -72,14 +73,14 @@ class Vocab:
         what = f"{os.path.basename(str(e.filename))}: {e.strerror}" if e.filename else e.strerror
       else:
         what = first_line(e)
-      raise UserError(f"{os.path.join(workdir, 'vocab.tsv')}: damaged or missing ({what}); "
+      raise UserError(f"{files.vocab_tsv}: damaged or missing ({what}); "
                       "training in this workdir rebuilds it") from None
 
 
 def _saved_stats(workdir: str) -> dict:
   """vocab.json's contents, or {} if there is none."""
   try:
-    with open(os.path.join(workdir, "vocab.json")) as f:
+    with open(Workdir(workdir).vocab_json) as f:
       return json.load(f)
   except (OSError, ValueError):
     return {}
@@ -92,11 +93,11 @@ def saved_source(workdir: str) -> dict | None:
 
 def saved_token_cache(workdir: str) -> list[str]:
   """The token cache files (paths) made with workdir's vocabulary, in stream order ([]: none)."""
-  return [os.path.join(workdir, name) for name in _saved_stats(workdir).get("token_cache", [])]
+  return [Workdir(workdir).file(name) for name in _saved_stats(workdir).get("token_cache", [])]
 
 
 def count_words(
-    files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
+    source: corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
     on_piece: Callable[[WordCounts], None] | None = None, share: tuple[int, int] = (1, 0),
     spill: BinaryIO | None = None,
 ) -> Counts:
@@ -112,7 +113,7 @@ def count_words(
   counts = WordCounts()
   stats = corpus.ReadStats()
   total, min_reduce = 0, 1
-  for piece in corpus.read_pieces(files, lowercase, stats, share=share):
+  for piece in source.pieces(lowercase, stats, share=share):
     hashed = hash_tokens(piece)
     total += counts.add_hashed(piece, *hashed)
     if spill is not None:
@@ -125,18 +126,22 @@ def count_words(
   return counts.to_counter(), total, stats.invalid_utf8
 
 
-def count_in_processes(files: list[str], lowercase: bool, max_vocab_size: int, processes: int) -> Counts:
-  """count_words split over processes, each reading the files and counting every processes-th piece.
+def count_in_processes(source: corpus.TextSource, lowercase: bool, max_vocab_size: int, processes: int) -> Counts:
+  """count_words split over processes, each reading the source and counting every processes-th piece.
 
-  Fresh interpreters (python -m w2v_jax.vocab), not forks: the caller may hold JAX/TF threads. With
-  max_vocab_size each process prunes its own counts, so counting memory is at most processes times the cap.
+  Fresh interpreters (python -m w2v_jax.vocab), not forks: the caller may hold JAX/TF threads; they unpickle the
+  source. With max_vocab_size each process prunes its own counts, so counting memory is at most processes times
+  the cap.
   """
   package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")])}
   with tempfile.TemporaryDirectory() as tmp:
+    source_file = os.path.join(tmp, "source.pkl")
+    with open(source_file, "wb") as f:
+      pickle.dump(source, f, protocol=pickle.HIGHEST_PROTOCOL)
     jobs = []
     for i in range(processes):
-      task = {"files": files, "lowercase": lowercase, "max_vocab_size": max_vocab_size, "share": [processes, i],
+      task = {"source": source_file, "lowercase": lowercase, "max_vocab_size": max_vocab_size, "share": [processes, i],
               "out": os.path.join(tmp, f"{i}.pkl")}
       jobs.append((task, subprocess.Popen([sys.executable, "-m", "w2v_jax.vocab", json.dumps(task)], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
@@ -148,13 +153,14 @@ def count_in_processes(files: list[str], lowercase: bool, max_vocab_size: int, p
     return merge_counts(load_counts(task["out"]) for task, _ in jobs)
 
 
-def count_corpus(files: list[str] | corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
+def count_corpus(source: corpus.TextSource, lowercase: bool, max_vocab_size: int = 0,
                  processes: int = 1, spill: BinaryIO | None = None) -> tuple[Counts, bool]:
-  """count_words, over `processes` processes for file corpora (a TFDS source is counted in one: each
-  process would read the whole dataset); and whether the token hashes went to spill (when counted here)."""
-  if processes > 1 and isinstance(files, list):
-    return count_in_processes(files, lowercase, max_vocab_size, processes), False
-  return count_words(files, lowercase, max_vocab_size, spill=spill), spill is not None
+  """count_words, over as many of `processes` processes as the source takes (source.counting_processes); and
+  whether the token hashes went to spill (when counted here)."""
+  processes = source.counting_processes(processes)
+  if processes > 1:
+    return count_in_processes(source, lowercase, max_vocab_size, processes), False
+  return count_words(source, lowercase, max_vocab_size, spill=spill), spill is not None
 
 
 def save_counts(path: str, counts: Counts) -> None:
@@ -197,18 +203,19 @@ def vocab_from_counts(counted: Counts, min_count: int, max_vocab_size: int, corp
 
 
 def build_vocab(
-    files: list[str] | corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
+    source: corpus.TextSource, lowercase: bool, min_count: int, max_vocab_size: int = 0,
     processes: int = 1) -> Vocab:
   """Counts the corpus (see count_corpus) and keeps words with count >= min_count, at most max_vocab_size."""
-  counts, _ = count_corpus(files, lowercase, max_vocab_size, processes)
-  return vocab_from_counts(counts, min_count, max_vocab_size, corpus.describe(files))
+  counts, _ = count_corpus(source, lowercase, max_vocab_size, processes)
+  return vocab_from_counts(counts, min_count, max_vocab_size, str(source))
 
 
 def _count_share(task_json: str) -> None:
   """A count_in_processes worker: counts its share of the pieces and pickles the result."""
   task = json.loads(task_json)
-  save_counts(task["out"], count_words(task["files"], task["lowercase"], task["max_vocab_size"],
-                                       share=tuple(task["share"])))
+  with open(task["source"], "rb") as f:
+    source = pickle.load(f)
+  save_counts(task["out"], count_words(source, task["lowercase"], task["max_vocab_size"], share=tuple(task["share"])))
 
 
 if __name__ == "__main__":

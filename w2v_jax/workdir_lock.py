@@ -13,9 +13,9 @@ import socket
 import sys
 from collections.abc import Iterator
 
+from w2v_jax import distributed
 from w2v_jax.errors import UserError
-
-LOCK_NAME = ".lock"
+from w2v_jax.workdir import Workdir
 
 
 @contextlib.contextmanager
@@ -24,7 +24,7 @@ def hold(workdir: str) -> Iterator[None]:
   if "://" in workdir:  # os.makedirs would make a local folder named 'gs:'
     raise UserError(f"--workdir={workdir}: remote paths are not supported (the lock, token cache and outputs are "
                     "local files); use a local directory or a mounted one (e.g. gcsfuse)")
-  path = os.path.join(workdir, LOCK_NAME)
+  path = Workdir(workdir).lock
   try:
     os.makedirs(workdir, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -51,3 +51,18 @@ def _holder(fd: int) -> str:
   """'process PID on HOST', as the holder wrote it into the lock file."""
   fields = os.pread(fd, 4096, 0).decode(errors="replace").split()
   return f"process {fields[0]} on {fields[1]}" if len(fields) == 2 else "another process"
+
+
+@contextlib.contextmanager
+def hold_for_run(workdir: str) -> Iterator[None]:
+  """Process 0 holds the lock for the block; when it cannot, every process of the run stops, not just process 0."""
+  with contextlib.ExitStack() as lock:
+    refused = None
+    if distributed.is_main():
+      try:
+        lock.enter_context(hold(workdir))
+      except UserError as e:
+        refused = e
+    if distributed.any_process(refused is not None)[0]:
+      raise refused or UserError(f"workdir {workdir} is in use by another run (process 0 could not lock it)")
+    yield
