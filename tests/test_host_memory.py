@@ -38,3 +38,16 @@ def test_huge_pages_keep_the_table_and_move_whole_pages() -> None:
   if _thp_available():
     assert moved >= table.nbytes - 2 * (2 << 20)
   np.testing.assert_array_equal(np.asarray(table + 0), values)
+
+
+def test_huge_pages_of_mesh_placed_tables_leave_their_devices_readable() -> None:
+  """Arrays placed on a mesh (as the trainer places every table) can be advised twice: their shards' device sets,
+  which JAX shares between calls, are read, not emptied."""
+  from w2v_jax import parallel
+  from w2v_jax.model import Tables
+
+  mesh = parallel.make_mesh(1)
+  tables = parallel.shard_tables(Tables(jnp.ones((1000, 8)), jnp.zeros((1000, 8))), mesh, "replicated")
+  for _ in range(2):
+    host_memory.use_huge_pages(tables.input, tables.output)
+  assert all(shard.data.devices() for shard in tables.input.addressable_shards)
