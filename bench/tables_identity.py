@@ -1,10 +1,10 @@
-"""tables_sha256 of five short runs through train.py, to show that a refactor changed no result bit.
+"""tables_sha256 of six short runs through train.py, to show that a refactor changed no result bit.
 
-python bench/tables_identity.py OUT [--tree DIR] [--cases skipgram,cbow,dev4,dev4s,proc2x2]
+python bench/tables_identity.py OUT [--tree DIR] [--cases skipgram,cbow,dev4,dev4s,proc2x2,proc2x2s]
 Each case trains the default config for 2 epochs (checkpoints every 3 steps, no evaluation) on the first 400,000
 words of the bundled corpus: skip-gram, CBOW, 4 fake CPU devices (replicated and sharded tables), and 2 processes
-of 2 devices each (through jax.distributed on 127.0.0.1). Run it on the trees before and after a change and compare
-OUT/tables_sha256.json.
+of 2 devices each (through jax.distributed on 127.0.0.1; replicated and sharded tables). Run it on the trees
+before and after a change and compare OUT/tables_sha256.json.
 """
 
 import argparse
@@ -19,7 +19,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = {"skipgram": ([], 1), "cbow": (["--config.model=cbow"], 1), "dev4": ([], 4),
-         "dev4s": (["--config.table_layout=sharded"], 4), "proc2x2": ([], 2)}
+         "dev4s": (["--config.table_layout=sharded"], 4), "proc2x2": ([], 2),
+         "proc2x2s": (["--config.table_layout=sharded"], 2)}
 
 
 def corpus_slice(out: str, words: int = 400_000) -> str:
@@ -48,7 +49,7 @@ def run_case(tree: str, out: str, corpus: str, case: str) -> str | None:
   command = [sys.executable, "train.py", "--config", "configs/default.py", f"--config.corpus={corpus}",
              "--config.epochs=2", "--config.eval_every_epoch=False", "--config.probe_words=",
              "--config.checkpoint_every_steps=3", "--workdir", workdir, *extra]
-  if case == "proc2x2":
+  if case.startswith("proc2x2"):
     port = free_port()
     commands = [command + [f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
                            f"--config.process_id={i}"] for i in (0, 1)]
