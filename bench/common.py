@@ -50,8 +50,9 @@ def load() -> str:
   return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def corpus_lines(corpus: str, out: str, words_per_line: int = 1000) -> int:
-  """Writes the corpus as lines of words_per_line words (gensim's corpus_file format, word2vec.c's sentence cap).
+def corpus_lines(corpus: str, out: str, words_per_line: int = 1000, max_words: int = 0) -> int:
+  """Writes the corpus (its first max_words words; 0: all) as lines of words_per_line words (gensim's corpus_file
+  format, word2vec.c's sentence cap).
 
   Returns the number of tokens written.
   """
@@ -63,6 +64,8 @@ def corpus_lines(corpus: str, out: str, words_per_line: int = 1000) -> int:
     carry = []
     for piece in corpus_lib.FileCorpus(corpus_lib.corpus_files(corpus)).pieces(lowercase=True):
       carry.extend(piece.decode().split())
+      if max_words:
+        del carry[max(max_words - n, 0):]
       while len(carry) >= words_per_line:
         f.write(" ".join(carry[:words_per_line]) + "\n")
         n += words_per_line

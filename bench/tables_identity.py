@@ -8,7 +8,6 @@ before and after a change and compare OUT/tables_sha256.json.
 """
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -18,19 +17,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench import common  # noqa: E402
+from w2v_jax.corpus import BUNDLED_CORPUS  # noqa: E402
+
 CASES = {"skipgram": ([], 1), "cbow": (["--config.model=cbow"], 1), "dev4": ([], 4),
          "dev4s": (["--config.table_layout=sharded"], 4), "proc2x2": ([], 2),
          "proc2x2s": (["--config.table_layout=sharded"], 2)}
-
-
-def corpus_slice(out: str, words: int = 400_000) -> str:
-  """The bundled corpus's first `words` words as 1,000-word lines."""
-  path = os.path.join(out, "corpus.txt")
-  with gzip.open(os.path.join(ROOT, "w2v_jax", "data", "wiki_slice.txt.gz"), "rt") as f:
-    tokens = f.read().split()[:words]
-  with open(path, "w") as f:
-    f.writelines(" ".join(tokens[i:i + 1000]) + "\n" for i in range(0, len(tokens), 1000))
-  return path
 
 
 def free_port() -> int:
@@ -72,7 +66,8 @@ def main() -> None:
   parser.add_argument("--cases", default=",".join(CASES))
   args = parser.parse_args()
   os.makedirs(args.out, exist_ok=True)
-  corpus = corpus_slice(args.out)
+  corpus = os.path.join(args.out, "corpus.txt")  # the bundled corpus's first 400,000 words, in 1,000-word lines
+  common.corpus_lines(BUNDLED_CORPUS, corpus, max_words=400_000)
   results = {}
   for case in args.cases.split(","):
     start = time.time()

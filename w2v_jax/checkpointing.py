@@ -274,7 +274,9 @@ def latest_tables(workdir: str, vocab_size: int, dim: int) -> LatestTables | Non
   """The tables of the newest good checkpoint in workdir (for eval.py, read-only), or None."""
   if not Workdir(workdir).has_checkpoints():
     return None
-  like = Tables(jnp.zeros((vocab_size, dim)), jnp.zeros((vocab_size, dim)))
+  table = jax.ShapeDtypeStruct((vocab_size, dim), jnp.float32, sharding=jax.sharding.SingleDeviceSharding(
+      jax.devices()[0]))
+  like = Tables(table, table)
   checkpointer = Checkpointer(workdir, keep=None, every_steps=0, every_secs=0, read_only=True)
   try:
     restored = checkpointer.restore_latest(like)

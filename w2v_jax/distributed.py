@@ -113,9 +113,10 @@ def any_process(*flags: bool) -> tuple[bool, ...]:
   return tuple(bool(x) for x in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0))
 
 
-def to_host(x: jax.Array) -> np.ndarray:
-  """The whole array as numpy on every process (gathered when other processes hold parts of it)."""
-  if x.is_fully_addressable or x.is_fully_replicated:
+def to_host(x: jax.Array | np.ndarray) -> np.ndarray:
+  """The whole array as numpy on every process (gathered when other processes hold parts of it; a host array as
+  it is)."""
+  if isinstance(x, np.ndarray) or x.is_fully_addressable or x.is_fully_replicated:
     return np.asarray(x)
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 

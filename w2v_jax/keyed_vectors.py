@@ -182,10 +182,10 @@ def load_workdir(workdir: str, wplusc: bool = False) -> tuple[str, list[str], np
   from w2v_jax import checkpointing  # Orbax: only a workdir with checkpoints needs it
   from w2v_jax.model import Tables, Word2Vec
 
-  config_path = Workdir(workdir).config
-  if Workdir(workdir).has_checkpoints() and os.path.exists(config_path):
+  run_dir = Workdir(workdir)
+  if run_dir.has_checkpoints() and os.path.exists(run_dir.config):
     vocab = Vocab.load(workdir)
-    dim = run_dim(config_path)
+    dim = run_dim(run_dir.config)
     latest = checkpointing.latest_tables(workdir, vocab.size, dim)
     if latest is not None:
       vectors = Word2Vec.of(Tables(latest.input, latest.output)).word_vectors(wplusc)

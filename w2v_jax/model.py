@@ -57,9 +57,9 @@ class Word2Vec(nnx.Module):
   def word_vectors(self, wplusc: bool = False) -> np.ndarray:
     """The word vectors on the host (on every process): the input table, or with wplusc input + output ('w+c',
     Levy et al. 2015, which often scores higher on similarity)."""
-    vectors = jnp.asarray(self.input[...])
+    vectors = self.input[...]
     if wplusc:
-      vectors = vectors + jnp.asarray(self.output[...])
+      vectors = vectors + self.output[...]
     return distributed.to_host(vectors)
 
   @staticmethod

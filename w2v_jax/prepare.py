@@ -56,7 +56,7 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
   source = corpus_source(config, whole)
   saved = saved_source(workdir)
   resumable = [{**s, "files": corpus.content_identity(s.get("files", []))} for s in (saved or {}, source)]
-  if Workdir(workdir).has_checkpoints() and saved and resumable[0] != resumable[1]:
+  if run_dir.has_checkpoints() and saved and resumable[0] != resumable[1]:
     checkpointing.check_resume(*resumable)  # refuse before the workdir's vocabulary is replaced
   why = None
   if saved and saved != source:
@@ -111,8 +111,8 @@ def load_vocab_and_tokens(config, workdir: str) -> tuple[Vocab, input_pipeline.T
 def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
   """The vocabulary of every process's counts: process 0 merges them (through the shared workdir), saves
   vocab.tsv without its source (so a crash before the cache is complete is not reused), the others load it."""
-  hosts, index = jax.process_count(), jax.process_index()
-  parts = Workdir(workdir).vocab_counts
+  hosts, index, run_dir = jax.process_count(), jax.process_index(), Workdir(workdir)
+  parts = run_dir.vocab_counts
   if hosts > 1:
     os.makedirs(parts, exist_ok=True)
     save_counts(os.path.join(parts, f"{index}.pkl"), counts)
@@ -125,7 +125,7 @@ def _merged_vocab(config, workdir: str, counts, corpus_name: str) -> Vocab:
     vocab.save(workdir)
   distributed.barrier("vocabulary")
   if not distributed.is_main():
-    _shared(Workdir(workdir).vocab_tsv)  # one clear line where the workdir is not shared
+    _shared(run_dir.vocab_tsv)  # one clear line where the workdir is not shared
     vocab = Vocab.load(workdir)
   return vocab
 

@@ -65,7 +65,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, exit_on_
   host_memory.pin_mmap_threshold()
   distributed.initialize(config)
   with workdir_lock.hold_for_run(workdir):
-    run = build_run(config, Workdir(workdir), prepare_data(config, Workdir(workdir)))
+    run_dir = Workdir(workdir)
+    run = build_run(config, run_dir, prepare_data(config, run_dir))
     with run.services(exit_on_second_signal):
       state = restore_or_start(run)
       while state.loop.epoch < config.epochs:

@@ -47,9 +47,10 @@ class Vocab:
     token cache files made with it, relative to workdir)."""
     stats = {"words": self.size, "total_tokens": self.total_tokens, "invalid_utf8": self.invalid_utf8,
              "source": source or {}, "token_cache": token_cache or []}
-    with atomic_write(Workdir(workdir).vocab_tsv, encoding="utf-8") as f:
+    files = Workdir(workdir)
+    with atomic_write(files.vocab_tsv, encoding="utf-8") as f:
       f.writelines(f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist()))
-    with atomic_write(Workdir(workdir).vocab_json) as f:
+    with atomic_write(files.vocab_json) as f:
       json.dump(stats, f, indent=2)
 
   @classmethod
